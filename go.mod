@@ -1,0 +1,5 @@
+module github.com/rcbridge/rcbridge
+
+go 1.26.8
+
+require github.com/gopcua/opcua v0.8.0
