@@ -2,7 +2,6 @@ package rc
 
 import (
 	"bytes"
-	"crypto/rsa"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -68,8 +67,8 @@ type TrustConfig struct {
 func (t TrustConfig) validate() error {
 	var errs []error
 	for uri, der := range t.Pinned {
-		if _, err := x509.ParseCertificate(der); err != nil {
-			errs = append(errs, fmt.Errorf("Trust.Pinned[%q]: %w: %w", uri, ErrInvalidCertificate, err))
+		if _, _, err := rsaCertificate(der); err != nil {
+			errs = append(errs, fmt.Errorf("Trust.Pinned[%q]: %w", uri, err))
 		}
 	}
 	if t.Dir != "" {
@@ -86,24 +85,23 @@ func (t TrustConfig) validate() error {
 func (t TrustConfig) pinned(serverURI string) []byte { return t.Pinned[serverURI] }
 
 // check applies the trust rules to der presented by (or discovered for)
-// serverURI, at time now.
-func (t TrustConfig) check(serverURI string, der []byte, now time.Time) error {
-	fail := func(sentinel error, format string, args ...any) error {
-		return &CertificateError{ServerURI: serverURI, Thumbprint: thumbprintHex(der), Reason: fmt.Sprintf(format, args...), Err: sentinel}
+// serverURI, at time now. der may be a chain; check returns its leaf, the
+// certificate the channel uses.
+func (t TrustConfig) check(serverURI string, der []byte, now time.Time) ([]byte, error) {
+	fail := func(sentinel error, format string, args ...any) ([]byte, error) {
+		return nil, &CertificateError{ServerURI: serverURI, Thumbprint: thumbprintHex(der), Reason: fmt.Sprintf(format, args...), Err: sentinel}
 	}
 	if len(der) == 0 {
 		return fail(ErrInvalidCertificate, "server sent no certificate")
 	}
-	cert, err := x509.ParseCertificate(der)
+	leaf, cert, err := rsaCertificate(der)
 	if err != nil {
 		return fail(ErrInvalidCertificate, "%v", err)
 	}
-	if _, ok := cert.PublicKey.(*rsa.PublicKey); !ok {
-		return fail(ErrInvalidCertificate, "key is %T, want RSA", cert.PublicKey)
-	}
+	der = leaf // thumbprints name the leaf
 	if pin := t.pinned(serverURI); pin != nil {
-		if !bytes.Equal(pin, der) {
-			return fail(ErrUntrustedCertificate, "does not match the certificate pinned for this server (thumbprint %s)", thumbprintHex(pin))
+		if pinLeaf, _, err := leafCertificate(pin); err != nil || !bytes.Equal(pinLeaf, leaf) {
+			return fail(ErrUntrustedCertificate, "does not match the certificate pinned for this server (thumbprint %s)", thumbprintHex(pinLeaf))
 		}
 	} else if err := t.checkDir(cert, now); err != nil {
 		return fail(ErrUntrustedCertificate, "%v", err)
@@ -114,7 +112,7 @@ func (t TrustConfig) check(serverURI string, der []byte, now time.Time) error {
 	if uri := certificateURI(cert); uri != serverURI {
 		return fail(ErrApplicationURIMismatch, "certificate ApplicationUri is %q", uri)
 	}
-	return nil
+	return leaf, nil
 }
 
 // checkDir reports why cert is not trusted by the directory, or nil.
