@@ -4,4 +4,7 @@ go 1.26.8
 
 require github.com/gopcua/opcua v0.8.0
 
-require go.uber.org/goleak v1.3.0 // indirect
+require (
+	github.com/google/uuid v1.6.0 // indirect
+	go.uber.org/goleak v1.3.0 // indirect
+)
