@@ -131,7 +131,7 @@ func call[T ua.Response](ctx context.Context, c *Client, req ua.Request) (T, err
 // Error classes: a Bad ServiceResult (or ServiceFault) wraps the
 // ua.StatusCode and leaves the channel up; ctx expiry wraps ctx.Err(); a
 // network failure ends the channel and wraps ErrConnectionLost.
-func (c *Client) send(ctx context.Context, req ua.Request) (ua.Response, error) {
+func (c *Client) send(ctx context.Context, req ua.Request) (_ ua.Response, err error) {
 	ch := c.ch.Load()
 	if ch == nil {
 		return nil, fmt.Errorf("rc: %s: %w", serviceName(req), ErrClosed)
@@ -150,8 +150,18 @@ func (c *Client) send(ctx context.Context, req ua.Request) (ua.Response, error) 
 	if timeout <= 0 {
 		return nil, fmt.Errorf("rc: %s: %w", serviceName(req), context.DeadlineExceeded)
 	}
+	defer func() {
+		// gopcua's encoder panics on some nil fields the validators did not
+		// catch. The request's sequence number is spent, so the channel
+		// cannot go on without a gap: end it.
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %s: encoding failed: %v", ErrInvalidRequest, serviceName(req), r)
+			ch.end(err)
+			ch.shutdown()
+		}
+	}()
 	var resp ua.Response
-	err := ch.sc.SendRequestWithTimeout(ctx, req, c.sess.token(), timeout, func(r ua.Response) error {
+	err = ch.sc.SendRequestWithTimeout(ctx, req, c.sess.token(), timeout, func(r ua.Response) error {
 		resp = r
 		return nil
 	})

@@ -50,27 +50,17 @@ func batched[T, R any](ctx context.Context, c *Client, items []T, limit uint32,
 // is not modified. Per-node failures (BadNodeIdUnknown, BadUserAccessDenied,
 // ...) are in each DataValue's Status; the error is for the call as a whole.
 func (c *Client) Read(ctx context.Context, req *ua.ReadRequest) (*ua.ReadResponse, error) {
+	nodes, err := readValueIDs(req.NodesToRead)
+	if err != nil {
+		return nil, err
+	}
 	var hdr *ua.ResponseHeader
-	res, err := batched(ctx, c, req.NodesToRead, c.OperationLimits().MaxNodesPerRead,
+	res, err := batched(ctx, c, nodes, c.OperationLimits().MaxNodesPerRead,
 		func(ctx context.Context, batch []*ua.ReadValueID) ([]*ua.DataValue, error) {
-			nodes := make([]*ua.ReadValueID, len(batch))
-			for i, rv := range batch {
-				if rv == nil {
-					return nil, fmt.Errorf("rc: Read: NodesToRead[%d] is nil", i)
-				}
-				cp := *rv
-				if cp.AttributeID == 0 {
-					cp.AttributeID = ua.AttributeIDValue
-				}
-				if cp.DataEncoding == nil {
-					cp.DataEncoding = &ua.QualifiedName{}
-				}
-				nodes[i] = &cp
-			}
 			r, err := call[*ua.ReadResponse](ctx, c, &ua.ReadRequest{
 				MaxAge:             req.MaxAge,
 				TimestampsToReturn: req.TimestampsToReturn,
-				NodesToRead:        nodes,
+				NodesToRead:        batch,
 			})
 			if err != nil {
 				return nil, err
@@ -109,8 +99,12 @@ func (c *Client) ReadAttributes(ctx context.Context, attr ua.AttributeID, nodes 
 // outcomes (Good, BadNotWritable, BadTypeMismatch, BadUserAccessDenied, ...)
 // are in Results, in request order. req is not modified.
 func (c *Client) Write(ctx context.Context, req *ua.WriteRequest) (*ua.WriteResponse, error) {
+	nodes, err := writeValues(req.NodesToWrite)
+	if err != nil {
+		return nil, err
+	}
 	var hdr *ua.ResponseHeader
-	res, err := batched(ctx, c, req.NodesToWrite, c.OperationLimits().MaxNodesPerWrite,
+	res, err := batched(ctx, c, nodes, c.OperationLimits().MaxNodesPerWrite,
 		func(ctx context.Context, batch []*ua.WriteValue) ([]ua.StatusCode, error) {
 			r, err := call[*ua.WriteResponse](ctx, c, &ua.WriteRequest{NodesToWrite: batch})
 			if err != nil {
@@ -145,6 +139,9 @@ func (c *Client) WriteValue(ctx context.Context, node *ua.NodeID, v *ua.Variant)
 // Requests are split by the server's MaxNodesPerMethodCall. Per-method
 // outcomes are in Results, in request order. req is not modified.
 func (c *Client) Call(ctx context.Context, req *ua.CallRequest) (*ua.CallResponse, error) {
+	if err := checkMethods(req.MethodsToCall); err != nil {
+		return nil, err
+	}
 	var hdr *ua.ResponseHeader
 	res, err := batched(ctx, c, req.MethodsToCall, c.OperationLimits().MaxNodesPerMethodCall,
 		func(ctx context.Context, batch []*ua.CallMethodRequest) ([]*ua.CallMethodResult, error) {

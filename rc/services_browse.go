@@ -25,11 +25,16 @@ const maxBrowsePages = 10000
 // request order. Results with a ContinuationPoint need BrowseNext (or use
 // BrowseAll). req is not modified.
 func (c *Client) Browse(ctx context.Context, req *ua.BrowseRequest) (*ua.BrowseResponse, error) {
+	descs, err := browseDescriptions(req.NodesToBrowse)
+	if err != nil {
+		return nil, err
+	}
+	view := viewDescription(req.View)
 	var hdr *ua.ResponseHeader
-	res, err := batched(ctx, c, req.NodesToBrowse, c.OperationLimits().MaxNodesPerBrowse,
+	res, err := batched(ctx, c, descs, c.OperationLimits().MaxNodesPerBrowse,
 		func(ctx context.Context, batch []*ua.BrowseDescription) ([]*ua.BrowseResult, error) {
 			r, err := call[*ua.BrowseResponse](ctx, c, &ua.BrowseRequest{
-				View:                          req.View,
+				View:                          view,
 				RequestedMaxReferencesPerNode: req.RequestedMaxReferencesPerNode,
 				NodesToBrowse:                 batch,
 			})
@@ -72,7 +77,10 @@ func (c *Client) BrowseNext(ctx context.Context, req *ua.BrowseNextRequest) (*ua
 // wrapping the ua.StatusCode. On error, a pending continuation point is
 // released.
 func (c *Client) BrowseAll(ctx context.Context, desc *ua.BrowseDescription) ([]*ua.ReferenceDescription, error) {
-	res, err := c.Browse(ctx, &ua.BrowseRequest{View: &ua.ViewDescription{}, NodesToBrowse: []*ua.BrowseDescription{desc}})
+	if desc == nil {
+		return nil, invalid("nil BrowseDescription")
+	}
+	res, err := c.Browse(ctx, &ua.BrowseRequest{NodesToBrowse: []*ua.BrowseDescription{desc}})
 	if err != nil {
 		return nil, err
 	}
@@ -117,8 +125,12 @@ func (c *Client) releaseContinuationPoint(cp []byte) {
 // Part 4, 5.8.4. Requests are split by the server's
 // MaxNodesPerTranslateBrowsePathsToNodeIds; results are in request order.
 func (c *Client) TranslateBrowsePaths(ctx context.Context, req *ua.TranslateBrowsePathsToNodeIDsRequest) (*ua.TranslateBrowsePathsToNodeIDsResponse, error) {
+	paths, err := browsePaths(req.BrowsePaths)
+	if err != nil {
+		return nil, err
+	}
 	var hdr *ua.ResponseHeader
-	res, err := batched(ctx, c, req.BrowsePaths, c.OperationLimits().MaxNodesPerTranslateBrowsePathsToNodeIDs,
+	res, err := batched(ctx, c, paths, c.OperationLimits().MaxNodesPerTranslateBrowsePathsToNodeIDs,
 		func(ctx context.Context, batch []*ua.BrowsePath) ([]*ua.BrowsePathResult, error) {
 			r, err := call[*ua.TranslateBrowsePathsToNodeIDsResponse](ctx, c, &ua.TranslateBrowsePathsToNodeIDsRequest{BrowsePaths: batch})
 			if err != nil {

@@ -179,7 +179,7 @@ func (c *Client) ResolveExpandedNodeID(e *ua.ExpandedNodeID) (*ua.NodeID, error)
 	if e == nil || e.NodeID == nil {
 		return nil, fmt.Errorf("rc: nil ExpandedNodeId")
 	}
-	if e.HasServerIndex() && e.ServerIndex != 0 {
+	if e.ServerIndex != 0 {
 		return nil, fmt.Errorf("rc: ExpandedNodeId %s is on server %d, not this one", e, e.ServerIndex)
 	}
 	n := ua.NewNodeIDFromExpandedNodeID(e)

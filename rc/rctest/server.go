@@ -200,7 +200,7 @@ func (s *Server) AddVariable(name string, value any, writable bool) *ua.NodeID {
 		ua.AttributeIDNodeClass:       server.DataValueFromValue(uint32(ua.NodeClassVariable)),
 		ua.AttributeIDBrowseName:      server.DataValueFromValue(&ua.QualifiedName{NamespaceIndex: s.NS.ID(), Name: name}),
 		ua.AttributeIDDisplayName:     server.DataValueFromValue(attrs.DisplayName(name, "")),
-		ua.AttributeIDDataType:        server.DataValueFromValue(ua.NewNumericNodeID(0, uint32(v.Type()))),
+		ua.AttributeIDDataType:        server.DataValueFromValue(attrs.DataType(ua.NewNumericNodeID(0, uint32(v.Type())))), // gopcua wants an ExpandedNodeId here
 		ua.AttributeIDValueRank:       server.DataValueFromValue(rank),
 		ua.AttributeIDAccessLevel:     server.DataValueFromValue(byte(access)),
 		ua.AttributeIDUserAccessLevel: server.DataValueFromValue(byte(access)),
