@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -86,6 +87,10 @@ func openChannel(ctx context.Context, tcp *net.TCPConn, p channelParams, log *sl
 		_ = tcp.Close()
 		if ctx.Err() != nil {
 			return fmt.Errorf("%w: %s: %w: %w", ErrHandshake, step, ctx.Err(), err)
+		}
+		// Socket deadlines come from ctx only, so a timeout is ctx's.
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return fmt.Errorf("%w: %s: %w: %w", ErrHandshake, step, context.DeadlineExceeded, err)
 		}
 		return fmt.Errorf("%w: %s: %w", ErrHandshake, step, err)
 	}

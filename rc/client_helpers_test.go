@@ -67,6 +67,11 @@ func newServer(t testing.TB, opts rctest.Options) *rctest.Server {
 // reverseConnect makes srv dial ln and returns the admitted session and the
 // relay connection.
 func reverseConnect(t testing.TB, srv *rctest.Server, ln *net.TCPListener) (*rc.Session, *rctest.Conn) {
+	return reverseConnectWith(t, srv, ln, srv.Hello())
+}
+
+// reverseConnectWith is reverseConnect with the ReverseHello h.
+func reverseConnectWith(t testing.TB, srv *rctest.Server, ln *net.TCPListener, h rc.Hello) (*rc.Session, *rctest.Conn) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -76,7 +81,7 @@ func reverseConnect(t testing.TB, srv *rctest.Server, ln *net.TCPListener) (*rc.
 	}
 	done := make(chan dialed, 1)
 	go func() {
-		c, err := srv.Dial(ctx, ln.Addr().String())
+		c, err := srv.DialWith(ctx, ln.Addr().String(), h)
 		done <- dialed{c, err}
 	}()
 	s, err := acceptSession(ctx, ln)
@@ -110,8 +115,14 @@ func newFactory(t testing.TB, cfg rc.ClientConfig) *rc.Factory {
 // client is closed at the end of the test.
 func build(t testing.TB, f *rc.Factory, srv *rctest.Server) (*rc.Client, *rctest.Conn) {
 	t.Helper()
+	return buildWith(t, f, srv, srv.Hello())
+}
+
+// buildWith is build with the ReverseHello h.
+func buildWith(t testing.TB, f *rc.Factory, srv *rctest.Server, h rc.Hello) (*rc.Client, *rctest.Conn) {
+	t.Helper()
 	ln := listen(t)
-	s, relay := reverseConnect(t, srv, ln)
+	s, relay := reverseConnectWith(t, srv, ln, h)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c, err := f.Build(ctx, s)

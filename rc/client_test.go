@@ -15,8 +15,17 @@ import (
 	"github.com/rcbridge/rcbridge/rc/rctest"
 )
 
-func TestBuildNone(t *testing.T) {
+// TestSession covers a session's life on one server: setup, failures,
+// close.
+func TestSession(t *testing.T) {
 	srv := newServer(t, rctest.Options{})
+	t.Run("BuildNone", func(t *testing.T) { testBuildNone(t, srv) })
+	t.Run("UnresolvableEndpointHost", func(t *testing.T) { testUnresolvableEndpointHost(t, srv) })
+	t.Run("StalledServerAfterSetup", func(t *testing.T) { testStalledServerAfterSetup(t, srv) })
+	t.Run("ConnectionDropped", func(t *testing.T) { testConnectionDropped(t, srv) })
+}
+
+func testBuildNone(t *testing.T, srv *rctest.Server) {
 	f := newFactory(t, rc.ClientConfig{})
 	c, _ := build(t, f, srv)
 

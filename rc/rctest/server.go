@@ -258,13 +258,19 @@ func (s *Server) AddMethod(object *ua.NodeID, name string, fn Method) *ua.NodeID
 // dials addr, sends the ReverseHello and relays the connection to the
 // gopcua server.
 func (s *Server) Dial(ctx context.Context, addr string) (*Conn, error) {
+	return s.DialWith(ctx, addr, s.hello)
+}
+
+// DialWith is Dial with another ReverseHello, for example one with an
+// EndpointUrl the client cannot resolve.
+func (s *Server) DialWith(ctx context.Context, addr string, h rc.Hello) (*Conn, error) {
 	s.mu.Lock()
 	closed := s.closed
 	s.mu.Unlock()
 	if closed {
 		return nil, errors.New("rctest: server closed")
 	}
-	client, err := DialHello(ctx, addr, s.hello)
+	client, err := DialHello(ctx, addr, h)
 	if err != nil {
 		return nil, err
 	}
