@@ -8,9 +8,11 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/hex"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/url"
@@ -31,6 +33,23 @@ type KeyPair struct {
 	// PrivateKey is the certificate's RSA private key.
 	PrivateKey *rsa.PrivateKey
 }
+
+// String describes the key pair by its certificate's thumbprint.
+func (kp KeyPair) String() string {
+	if len(kp.Certificate) == 0 {
+		return "no certificate"
+	}
+	return "certificate " + thumbprintHex(kp.Certificate)
+}
+
+// Format implements fmt.Formatter so that no verb prints the private key.
+func (kp KeyPair) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(kp.String())) }
+
+// LogValue implements slog.LogValuer; it never logs the private key.
+func (kp KeyPair) LogValue() slog.Value { return slog.StringValue(kp.String()) }
+
+// MarshalJSON encodes the key pair as its description, never the key.
+func (kp KeyPair) MarshalJSON() ([]byte, error) { return json.Marshal(kp.String()) }
 
 // LoadKeyPair reads a certificate and its private key from files. Each file
 // may be PEM or DER; keys may be PKCS#1 or PKCS#8 and must be RSA.

@@ -94,6 +94,19 @@ type ClientConfig struct {
 
 func (c ClientConfig) secure() bool { return c.SecurityPolicy != SecurityPolicyNone }
 
+// LogValue implements slog.LogValuer: a summary without key material.
+func (c ClientConfig) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("policy", c.SecurityPolicy.String()),
+		slog.String("mode", c.SecurityMode.String()),
+		slog.Any("identity", c.Identity),
+		slog.Any("certificate", c.KeyPair),
+		slog.String("application_uri", c.ApplicationURI),
+		slog.Int("pinned", len(c.Trust.Pinned)),
+		slog.String("trust_dir", c.Trust.Dir),
+	)
+}
+
 // Validate reports every problem in c at once.
 func (c ClientConfig) Validate() error {
 	var errs []error
