@@ -520,6 +520,25 @@ func TestNodeUALifecycle(t *testing.T) {
 	}
 	readValues(t, c, srv.NodeID(nodeua.NodeCounter))
 
+	// DropConnections cuts the channel but keeps the session.
+	if n, err := srv.DropConnections(); err != nil || n != 1 {
+		t.Fatalf("DropConnections = %d, %v; want 1", n, err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		st, err := srv.Stats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Channels == 0 && st.Sessions == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after DropConnections: %+v, want 0 channels and the session kept", st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
 	srv.Kill()
 	if _, err := srv.Read(nodeua.NodeCounter); !errors.Is(err, nodeua.ErrNotRunning) {
 		t.Errorf("Read after Kill: %v, want ErrNotRunning", err)

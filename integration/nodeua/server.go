@@ -398,9 +398,11 @@ func (s *Server) TrustClientCert(der []byte) error {
 	return err
 }
 
-// DropConnections destroys every socket of the server's secure channels,
-// forward and reverse, without closing sessions: a network cut seen from
-// the server. It returns the number of sockets destroyed.
+// DropConnections closes the socket of every secure channel, forward and
+// reverse, from the server's side (FIN, then destroy) without closing any
+// session: the sessions wait to be reactivated on a new channel. A reverse
+// connection is re-dialed after ReconnectDelay. It returns the number of
+// channels cut.
 func (s *Server) DropConnections() (int, error) {
 	m, err := s.do(map[string]any{"cmd": "dropConnections"})
 	return m.Dropped, err

@@ -13,7 +13,7 @@
 //   {"id":2,"cmd":"set","node":"Types.Int32","variant":"<base64>"}
 //   {"id":3,"cmd":"stats"}                               -> sessions, channels, subscriptions
 //   {"id":4,"cmd":"trustClientCert","der":"<base64>"}
-//   {"id":5,"cmd":"dropConnections"}                     -> destroys every socket, sessions stay
+//   {"id":5,"cmd":"dropConnections"}                     -> closes every channel's socket, sessions stay
 //   {"id":6,"cmd":"shutdown"}
 // End of stdin also shuts the server down, so it never outlives its test.
 // Everything else (our log lines and node-opcua's own) goes to stderr.
@@ -555,12 +555,11 @@ const commands = {
     },
     dropConnections() {
         let n = 0;
+        // abruptlyInterrupt ends and destroys the channel's socket; the
+        // sessions on it stay, waiting for a client to reactivate them.
         for (const ch of channels()) {
-            const socket = ch.transport?._socket ?? ch.transport?.socket;
-            if (socket) {
-                socket.destroy();
-                n++;
-            }
+            ch.abruptlyInterrupt();
+            n++;
         }
         return { dropped: n };
     }
