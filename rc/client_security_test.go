@@ -129,6 +129,30 @@ func TestSecurity(t *testing.T) {
 		}
 	})
 
+	t.Run("PinnedCertificateReplaced", func(t *testing.T) {
+		// The server presents another certificate than the pinned one: the
+		// secure channel fails, and the next dial learns by discovery which
+		// certificate the server has and names it.
+		old := generate(t, rctest.DefaultServerURI)
+		f := newFactory(t, secure(rc.TrustConfig{Pinned: map[string][]byte{rctest.DefaultServerURI: old.Certificate}}))
+		if err := buildErr(t, f, srv, srv.Hello()); !errors.Is(err, rc.ErrHandshake) {
+			t.Fatalf("first dial: %v, want ErrHandshake", err)
+		}
+		err := buildErr(t, f, srv, srv.Hello())
+		var ce *rc.CertificateError
+		if !errors.As(err, &ce) || !errors.Is(err, rc.ErrUntrustedCertificate) || ce.Thumbprint != rc.Thumbprint(serverKP.Certificate) {
+			t.Fatalf("second dial: %v, want ErrUntrustedCertificate naming the server's certificate", err)
+		}
+		// With the right pin, discovery confirms it and the next dial uses it.
+		f = newFactory(t, secure(rc.TrustConfig{Pinned: map[string][]byte{rctest.DefaultServerURI: serverKP.Certificate}}))
+		if err := buildErr(t, f, srv, srv.Hello()); !errors.Is(err, rc.ErrHandshake) {
+			t.Fatalf("pinned, gopcua's server fails the channel: %v", err)
+		}
+		if err := buildErr(t, f, srv, srv.Hello()); !errors.Is(err, rc.ErrRedialNeeded) {
+			t.Fatalf("pinned, after a failure: %v, want discovery (ErrRedialNeeded)", err)
+		}
+	})
+
 	t.Run("NoMatchingEndpoint", func(t *testing.T) {
 		cfg := secure(rc.TrustConfig{Dir: trustDir(t, serverKP)})
 		cfg.SecurityPolicy = rc.SecurityPolicyAes256Sha256RsaPss

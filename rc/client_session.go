@@ -98,12 +98,16 @@ func (c *Client) createSession(ctx context.Context, ch *channel, discovered []*u
 			return err
 		}
 	}
+	// The session's endpoints came over this channel (authenticated when
+	// secure); the discovered ones only fill in when the server sends none.
 	endpoints := res.ServerEndpoints
 	if len(discovered) > 0 {
 		if err := sameEndpoints(discovered, res.ServerEndpoints); err != nil {
 			return err
 		}
-		endpoints = discovered
+		if len(endpoints) == 0 {
+			endpoints = discovered
+		}
 	}
 
 	c.sess.mu.Lock()
@@ -137,17 +141,24 @@ func checkCreateSession(ch *channel, res *ua.CreateSessionResponse, serverCert, 
 	return nil
 }
 
-// sameEndpoints compares the security offered in CreateSession with what
+// sameEndpoints compares the endpoints CreateSession returned with what
 // discovery found, so that a man in the middle of the None discovery channel
-// cannot downgrade us. Only the recommended fields are compared (Part 4,
-// 5.6.2.2): policy, mode and certificate.
+// cannot downgrade us (Part 4, 5.6.2.2). It compares the fields servers are
+// asked to fill in: security policy, mode and level, and the user token
+// policies; certificates only where both lists carry them.
 func sameEndpoints(discovered, session []*ua.EndpointDescription) error {
 	if len(session) == 0 {
 		return nil // the server did not repeat them; nothing to compare
 	}
 	key := func(ep *ua.EndpointDescription) string {
-		leaf, _, _ := leafCertificate(ep.ServerCertificate)
-		return fmt.Sprintf("%s|%d|%x", ep.SecurityPolicyURI, ep.SecurityMode, leaf)
+		var tokens []string
+		for _, p := range ep.UserIdentityTokens {
+			if p != nil {
+				tokens = append(tokens, fmt.Sprintf("%d:%s", p.TokenType, p.SecurityPolicyURI))
+			}
+		}
+		slices.Sort(tokens)
+		return fmt.Sprintf("%s|%d|%d|%q", ep.SecurityPolicyURI, ep.SecurityMode, ep.SecurityLevel, tokens)
 	}
 	set := func(eps []*ua.EndpointDescription) []string {
 		var out []string
@@ -161,6 +172,21 @@ func sameEndpoints(discovered, session []*ua.EndpointDescription) error {
 	}
 	if !slices.Equal(set(discovered), set(session)) {
 		return fmt.Errorf("%w: CreateSession endpoints differ from the discovered endpoints", ErrSecurityCheck)
+	}
+	for _, s := range session {
+		if s == nil || len(s.ServerCertificate) == 0 {
+			continue
+		}
+		sLeaf, _, _ := leafCertificate(s.ServerCertificate)
+		for _, d := range discovered {
+			if d == nil || len(d.ServerCertificate) == 0 || d.SecurityPolicyURI != s.SecurityPolicyURI || d.SecurityMode != s.SecurityMode {
+				continue
+			}
+			if dLeaf, _, _ := leafCertificate(d.ServerCertificate); !bytes.Equal(dLeaf, sLeaf) {
+				return fmt.Errorf("%w: CreateSession endpoint certificate %s differs from the discovered %s",
+					ErrSecurityCheck, thumbprintHex(sLeaf), thumbprintHex(dLeaf))
+			}
+		}
 	}
 	return nil
 }

@@ -209,6 +209,10 @@ type Factory struct {
 
 	mu         sync.Mutex
 	discovered map[string][]*ua.EndpointDescription // by ServerUri
+	// suspect marks servers whose pinned certificate failed at
+	// OpenSecureChannel: their next Build runs discovery to learn which
+	// certificate they really present.
+	suspect map[string]bool
 }
 
 // NewFactory validates cfg and returns a Factory.
@@ -221,6 +225,7 @@ func NewFactory(cfg ClientConfig) (*Factory, error) {
 		cfg:        cfg,
 		log:        cfg.Logger,
 		discovered: make(map[string][]*ua.EndpointDescription),
+		suspect:    make(map[string]bool),
 	}, nil
 }
 
@@ -244,6 +249,19 @@ func (f *Factory) remember(serverURI string, eps []*ua.EndpointDescription) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.discovered[serverURI] = eps
+	delete(f.suspect, serverURI)
+}
+
+func (f *Factory) setSuspect(serverURI string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.suspect[serverURI] = true
+}
+
+func (f *Factory) isSuspect(serverURI string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.suspect[serverURI]
 }
 
 // plan is what Build decided before touching the socket.
@@ -252,6 +270,7 @@ type plan struct {
 	remoteCert []byte                    // secure only
 	endpoints  []*ua.EndpointDescription // discovered, may be nil
 	fromCache  bool                      // remoteCert came from discovery
+	pinned     bool                      // remoteCert is the pinned one
 }
 
 func (f *Factory) plan(serverURI string, now time.Time) (plan, error) {
@@ -264,7 +283,10 @@ func (f *Factory) plan(serverURI string, now time.Time) (plan, error) {
 		if err != nil {
 			return plan{}, err
 		}
-		return plan{remoteCert: leaf, endpoints: eps}, nil
+		if f.isSuspect(serverURI) {
+			return plan{discover: true}, nil
+		}
+		return plan{remoteCert: leaf, endpoints: eps, pinned: true}, nil
 	}
 	if !cached {
 		return plan{discover: true}, nil
@@ -326,8 +348,16 @@ func (f *Factory) Build(ctx context.Context, s *Session) (*Client, error) {
 	}
 	ch, err := openChannel(ctx, tcp, f.channelParams(s.EndpointURL, p.remoteCert), log)
 	if err != nil {
-		if p.fromCache {
+		switch {
+		case p.fromCache:
 			f.Forget(s.ServerURI) // the cached certificate may be stale
+		case p.pinned && !errors.Is(err, context.Canceled):
+			// A server with another certificate cannot decrypt our
+			// OpenSecureChannel and just closes. Learn its certificate
+			// on the next dial to report it.
+			f.setSuspect(s.ServerURI)
+			err = fmt.Errorf("%w (if the server no longer presents the pinned certificate %s, the next dial checks it by discovery)",
+				err, thumbprintHex(p.remoteCert))
 		}
 		return nil, wrap(err)
 	}
