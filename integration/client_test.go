@@ -33,7 +33,7 @@ type rcServer struct {
 	ln *net.TCPListener
 }
 
-func startReverse(t *testing.T, cfg nodeua.Config) *rcServer {
+func startReverse(t testing.TB, cfg nodeua.Config) *rcServer {
 	t.Helper()
 	ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -47,7 +47,7 @@ func startReverse(t *testing.T, cfg nodeua.Config) *rcServer {
 
 // accept waits for the server's next reverse connection and returns it as
 // an admitted session.
-func (s *rcServer) accept(t *testing.T) *rc.Session {
+func (s *rcServer) accept(t testing.TB) *rc.Session {
 	t.Helper()
 	_ = s.ln.SetDeadline(time.Now().Add(20 * time.Second))
 	conn, err := s.ln.AcceptTCP()
@@ -66,7 +66,7 @@ func (s *rcServer) accept(t *testing.T) *rc.Session {
 
 // build accepts the next reverse connection and builds a client on it,
 // closed at the end of the test.
-func (s *rcServer) build(t *testing.T, f *rc.Factory) *rc.Client {
+func (s *rcServer) build(t testing.TB, f *rc.Factory) *rc.Client {
 	t.Helper()
 	c, err := s.tryBuild(t, f)
 	if err != nil {
@@ -80,7 +80,7 @@ func (s *rcServer) build(t *testing.T, f *rc.Factory) *rc.Client {
 	return c
 }
 
-func (s *rcServer) tryBuild(t *testing.T, f *rc.Factory) (*rc.Client, error) {
+func (s *rcServer) tryBuild(t testing.TB, f *rc.Factory) (*rc.Client, error) {
 	t.Helper()
 	sess := s.accept(t)
 	if sess.EndpointURL != s.EndpointURL() {
@@ -91,7 +91,7 @@ func (s *rcServer) tryBuild(t *testing.T, f *rc.Factory) (*rc.Client, error) {
 	return f.Build(ctx, sess)
 }
 
-func factory(t *testing.T, cfg rc.ClientConfig) *rc.Factory {
+func factory(t testing.TB, cfg rc.ClientConfig) *rc.Factory {
 	t.Helper()
 	f, err := rc.NewFactory(cfg)
 	if err != nil {

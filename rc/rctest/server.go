@@ -87,6 +87,9 @@ type Server struct {
 	closed  bool
 
 	reads atomic.Int64
+
+	direct   net.Listener // ListenDirect's listener, if any
+	directWG sync.WaitGroup
 }
 
 // Method implements a method for Server.AddMethod. It returns the output
@@ -316,8 +319,65 @@ func DialHello(ctx context.Context, addr string, h rc.Hello) (net.Conn, error) {
 	return c, nil
 }
 
+// ListenDirect listens on a free loopback port and relays every connection
+// it accepts to the gopcua server through the same relay as Dial, without a
+// ReverseHello. It returns the listener's address. Use it as the baseline
+// for clients that dial (opcua.Client): both paths then cross the same
+// relay. The listener closes with the server.
+func (s *Server) ListenDirect() (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.direct != nil {
+		return "", errors.New("rctest: server closed or already listening directly")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("rctest: %w", err)
+	}
+	s.direct = l
+	s.directWG.Add(1)
+	go s.acceptDirect(l)
+	return l.Addr().String(), nil
+}
+
+func (s *Server) acceptDirect(l net.Listener) {
+	defer s.directWG.Done()
+	for {
+		client, err := l.Accept()
+		if err != nil {
+			return
+		}
+		srv, err := net.Dial("tcp", s.addr)
+		if err != nil {
+			client.Close()
+			continue
+		}
+		c := newConn(client, srv, func(c *Conn) {
+			s.mu.Lock()
+			delete(s.conns, c)
+			s.mu.Unlock()
+		})
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			client.Close()
+			srv.Close()
+			return
+		}
+		s.conns[c] = struct{}{}
+		s.mu.Unlock()
+		c.start()
+	}
+}
+
 // Close drops every connection and stops the gopcua server.
 func (s *Server) Close() {
+	s.mu.Lock()
+	if s.direct != nil {
+		s.direct.Close()
+	}
+	s.mu.Unlock()
+	s.directWG.Wait()
 	s.mu.Lock()
 	s.closed = true
 	conns := make([]*Conn, 0, len(s.conns))
