@@ -139,13 +139,11 @@ func (c *Client) send(ctx context.Context, req ua.Request) (_ ua.Response, err e
 	if err := ch.err(); err != nil {
 		return nil, fmt.Errorf("rc: %s: %w", serviceName(req), err)
 	}
+	// Without a ctx deadline, gopcua's own timer (timeout plus a leniency)
+	// bounds the wait; it reports StatusBadTimeout.
 	timeout := c.cfg.RequestTimeout
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = time.Until(dl)
-	} else {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, timeout)
-		defer cancel()
 	}
 	if timeout <= 0 {
 		return nil, fmt.Errorf("rc: %s: %w", serviceName(req), context.DeadlineExceeded)

@@ -21,6 +21,17 @@ func batched[T, R any](ctx context.Context, c *Client, items []T, limit uint32,
 	if limit > 0 && uint64(limit) < uint64(size) {
 		size = int(limit)
 	}
+	if size == len(items) { // the common case: one call, no copying
+		res, err := op(ctx, items)
+		if err == nil && len(res) != len(items) {
+			err = fmt.Errorf("%w: %d results for %d operations", ErrUnexpectedResponse, len(res), len(items))
+		}
+		if err == nil || !errors.Is(err, ua.StatusBadTooManyOperations) || len(items) < 2 {
+			return res, err
+		}
+		size = len(items) / 2
+		c.log.Debug("server rejected batch size, halving", "size", len(items), "limit", limit)
+	}
 	out := make([]R, 0, len(items))
 	for lo := 0; lo < len(items); {
 		hi := min(lo+size, len(items))
