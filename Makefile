@@ -5,7 +5,7 @@ PKGS := ./...
 OPCUA_SERVER_DIR := integration/opcua-server
 FUZZTIME ?= 2m
 
-.PHONY: help build test test-integration fuzz bench lint npm-deps
+.PHONY: help build test test-integration fuzz bench bench-integration lint npm-deps
 
 help: ## List the targets.
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -33,6 +33,9 @@ fuzz: ## Run every fuzz target for FUZZTIME each (default 2m).
 
 bench: ## Run the benchmarks whose figures the README quotes.
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 -timeout 30m $(PKGS)
+
+bench-integration: npm-deps ## Run the benchmarks against node-opcua (build tag integration).
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 -timeout 30m -tags integration ./integration/...
 
 lint: ## go vet and gofmt.
 	$(GO) vet $(PKGS)
