@@ -193,6 +193,26 @@ func TestClientNodeUA(t *testing.T) {
 		}
 	})
 
+	t.Run("Basic256Sha256/SignAndEncrypt/TokenRenewal", func(t *testing.T) {
+		// gopcua renews the security token after 75% of its lifetime; the
+		// session must carry on across the renewal.
+		c := srv.build(t, factory(t, rc.ClientConfig{
+			SecurityPolicy: rc.SecurityPolicyBasic256Sha256, SecurityMode: rc.SecurityModeSignAndEncrypt, KeyPair: kp,
+			Trust:           rc.TrustConfig{Pinned: pinned},
+			ChannelLifetime: 10 * time.Second,
+		}))
+		deadline := time.Now().Add(12 * time.Second)
+		for time.Now().Before(deadline) {
+			if _, err := c.ReadValues(ctx10s(t), srv.NodeID(nodeua.NodeMotor1Speed)); err != nil {
+				t.Fatalf("read at %s: %v", time.Until(deadline), err)
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+		if err := c.Err(); err != nil {
+			t.Fatal(err)
+		}
+	})
+
 	t.Run("UntrustedServerCertificate", func(t *testing.T) {
 		other := newTestCert(t, "other", srv.ApplicationURI())
 		f := factory(t, rc.ClientConfig{

@@ -13,6 +13,7 @@ import (
 	"github.com/gopcua/opcua/ua"
 	"github.com/rcbridge/rcbridge/rc"
 	"github.com/rcbridge/rcbridge/rc/rctest"
+	"go.uber.org/goleak"
 )
 
 // finishes runs fn and fails the test if it does not return within limit:
@@ -233,5 +234,31 @@ func TestBuildRejectsNonTCP(t *testing.T) {
 	}
 	if _, err := a.Write([]byte{1}); !errors.Is(err, io.ErrClosedPipe) {
 		t.Errorf("the connection was not closed: %v", err)
+	}
+}
+
+func TestCloseLeaksNothing(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	srv, err := rctest.NewServer(rctest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	ln := listen(t)
+	f := newFactory(t, rc.ClientConfig{})
+	for range 3 {
+		s, relay := reverseConnect(t, srv, ln)
+		c, err := f.Build(ctxTimeout(t, 10*time.Second), s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.ReadValues(ctxTimeout(t, 5*time.Second), ua.NewNumericNodeID(0, id.Server_ServerStatus_CurrentTime)); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Close(ctxTimeout(t, 5*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		relay.Close()
+		relay.Wait()
 	}
 }
