@@ -13,6 +13,7 @@ import (
 
 	"github.com/rcbridge/rcbridge/integration/nodeua"
 	"github.com/rcbridge/rcbridge/rc"
+	"github.com/rcbridge/rcbridge/rc/rctest"
 )
 
 // BenchmarkReadNodeUA measures one Read round trip of one Double against
@@ -59,25 +60,7 @@ func BenchmarkReadNodeUA(b *testing.B) {
 			}
 		})
 	}
-	// Alternating reads see the same machine load: their ratio is the
-	// figure to quote on a shared machine.
-	b.Run("paired", func(b *testing.B) {
-		var tr, td time.Duration
-		for b.Loop() {
-			t0 := time.Now()
-			if err := readReverse(); err != nil {
-				b.Fatal(err)
-			}
-			t1 := time.Now()
-			if err := readDirect(); err != nil {
-				b.Fatal(err)
-			}
-			tr, td = tr+t1.Sub(t0), td+time.Since(t1)
-		}
-		b.ReportMetric(float64(tr.Nanoseconds())/float64(b.N), "reverse-ns/read")
-		b.ReportMetric(float64(td.Nanoseconds())/float64(b.N), "direct-ns/read")
-		b.ReportMetric(float64(tr)/float64(td), "reverse/direct")
-	})
+	b.Run("paired", func(b *testing.B) { rctest.Paired(b, "reverse", readReverse, "direct", readDirect) })
 }
 
 // BenchmarkSessionSetupNodeUA measures Factory.Build against node-opcua:

@@ -80,32 +80,8 @@ func BenchmarkRead(b *testing.B) {
 			}
 			return err
 		}
-		pairedReads(b,
-			func() error { return check(readReverse()) },
-			func() error { return check(readDirect()) })
+		rctest.Paired(b, "reverse", func() error { return check(readReverse()) }, "direct", func() error { return check(readDirect()) })
 	})
-}
-
-// pairedReads alternates one reverse and one direct read per iteration and
-// reports each path's time per read and their ratio: both paths see the same
-// machine load, which matters on a shared machine.
-func pairedReads(b *testing.B, reverse, direct func() error) {
-	var tr, td time.Duration
-	for b.Loop() {
-		t0 := time.Now()
-		if err := reverse(); err != nil {
-			b.Fatal(err)
-		}
-		t1 := time.Now()
-		if err := direct(); err != nil {
-			b.Fatal(err)
-		}
-		tr, td = tr+t1.Sub(t0), td+time.Since(t1)
-	}
-	n := float64(b.N)
-	b.ReportMetric(float64(tr.Nanoseconds())/n, "reverse-ns/read")
-	b.ReportMetric(float64(td.Nanoseconds())/n, "direct-ns/read")
-	b.ReportMetric(float64(tr)/float64(td), "reverse/direct")
 }
 
 // BenchmarkSessionSetup measures Factory.Build with None security: from the

@@ -53,6 +53,22 @@ func batched[T, R any](ctx context.Context, c *Client, items []T, limit uint32,
 	return out, nil
 }
 
+// splitCall sends one request per batch of items (see batched) and returns
+// the concatenated results with the last response's header.
+func splitCall[T, R any, Resp ua.Response](ctx context.Context, c *Client, items []T, limit uint32,
+	request func(batch []T) ua.Request, results func(Resp) []R) ([]R, *ua.ResponseHeader, error) {
+	var hdr *ua.ResponseHeader
+	res, err := batched(ctx, c, items, limit, func(ctx context.Context, batch []T) ([]R, error) {
+		r, err := call[Resp](ctx, c, request(batch))
+		if err != nil {
+			return nil, err
+		}
+		hdr = r.Header()
+		return results(r), nil
+	})
+	return res, hdr, err
+}
+
 // Read reads attributes. Specification: Part 4, 5.10.2.
 //
 // Requests with more nodes than the server's MaxNodesPerRead are split into
@@ -65,20 +81,11 @@ func (c *Client) Read(ctx context.Context, req *ua.ReadRequest) (*ua.ReadRespons
 	if err != nil {
 		return nil, err
 	}
-	var hdr *ua.ResponseHeader
-	res, err := batched(ctx, c, nodes, c.OperationLimits().MaxNodesPerRead,
-		func(ctx context.Context, batch []*ua.ReadValueID) ([]*ua.DataValue, error) {
-			r, err := call[*ua.ReadResponse](ctx, c, &ua.ReadRequest{
-				MaxAge:             req.MaxAge,
-				TimestampsToReturn: req.TimestampsToReturn,
-				NodesToRead:        batch,
-			})
-			if err != nil {
-				return nil, err
-			}
-			hdr = r.ResponseHeader
-			return r.Results, nil
-		})
+	res, hdr, err := splitCall(ctx, c, nodes, c.OperationLimits().MaxNodesPerRead,
+		func(batch []*ua.ReadValueID) ua.Request {
+			return &ua.ReadRequest{MaxAge: req.MaxAge, TimestampsToReturn: req.TimestampsToReturn, NodesToRead: batch}
+		},
+		func(r *ua.ReadResponse) []*ua.DataValue { return r.Results })
 	if err != nil {
 		return nil, err
 	}
@@ -114,16 +121,9 @@ func (c *Client) Write(ctx context.Context, req *ua.WriteRequest) (*ua.WriteResp
 	if err != nil {
 		return nil, err
 	}
-	var hdr *ua.ResponseHeader
-	res, err := batched(ctx, c, nodes, c.OperationLimits().MaxNodesPerWrite,
-		func(ctx context.Context, batch []*ua.WriteValue) ([]ua.StatusCode, error) {
-			r, err := call[*ua.WriteResponse](ctx, c, &ua.WriteRequest{NodesToWrite: batch})
-			if err != nil {
-				return nil, err
-			}
-			hdr = r.ResponseHeader
-			return r.Results, nil
-		})
+	res, hdr, err := splitCall(ctx, c, nodes, c.OperationLimits().MaxNodesPerWrite,
+		func(batch []*ua.WriteValue) ua.Request { return &ua.WriteRequest{NodesToWrite: batch} },
+		func(r *ua.WriteResponse) []ua.StatusCode { return r.Results })
 	if err != nil {
 		return nil, err
 	}
@@ -153,16 +153,9 @@ func (c *Client) Call(ctx context.Context, req *ua.CallRequest) (*ua.CallRespons
 	if err := checkMethods(req.MethodsToCall); err != nil {
 		return nil, err
 	}
-	var hdr *ua.ResponseHeader
-	res, err := batched(ctx, c, req.MethodsToCall, c.OperationLimits().MaxNodesPerMethodCall,
-		func(ctx context.Context, batch []*ua.CallMethodRequest) ([]*ua.CallMethodResult, error) {
-			r, err := call[*ua.CallResponse](ctx, c, &ua.CallRequest{MethodsToCall: batch})
-			if err != nil {
-				return nil, err
-			}
-			hdr = r.ResponseHeader
-			return r.Results, nil
-		})
+	res, hdr, err := splitCall(ctx, c, req.MethodsToCall, c.OperationLimits().MaxNodesPerMethodCall,
+		func(batch []*ua.CallMethodRequest) ua.Request { return &ua.CallRequest{MethodsToCall: batch} },
+		func(r *ua.CallResponse) []*ua.CallMethodResult { return r.Results })
 	if err != nil {
 		return nil, err
 	}

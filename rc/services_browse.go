@@ -30,20 +30,11 @@ func (c *Client) Browse(ctx context.Context, req *ua.BrowseRequest) (*ua.BrowseR
 		return nil, err
 	}
 	view := viewDescription(req.View)
-	var hdr *ua.ResponseHeader
-	res, err := batched(ctx, c, descs, c.OperationLimits().MaxNodesPerBrowse,
-		func(ctx context.Context, batch []*ua.BrowseDescription) ([]*ua.BrowseResult, error) {
-			r, err := call[*ua.BrowseResponse](ctx, c, &ua.BrowseRequest{
-				View:                          view,
-				RequestedMaxReferencesPerNode: req.RequestedMaxReferencesPerNode,
-				NodesToBrowse:                 batch,
-			})
-			if err != nil {
-				return nil, err
-			}
-			hdr = r.ResponseHeader
-			return r.Results, nil
-		})
+	res, hdr, err := splitCall(ctx, c, descs, c.OperationLimits().MaxNodesPerBrowse,
+		func(batch []*ua.BrowseDescription) ua.Request {
+			return &ua.BrowseRequest{View: view, RequestedMaxReferencesPerNode: req.RequestedMaxReferencesPerNode, NodesToBrowse: batch}
+		},
+		func(r *ua.BrowseResponse) []*ua.BrowseResult { return r.Results })
 	if err != nil {
 		return nil, err
 	}
@@ -53,19 +44,11 @@ func (c *Client) Browse(ctx context.Context, req *ua.BrowseRequest) (*ua.BrowseR
 // BrowseNext continues or releases browses. Specification: Part 4, 5.8.3.
 // Requests are split by MaxNodesPerBrowse like Browse.
 func (c *Client) BrowseNext(ctx context.Context, req *ua.BrowseNextRequest) (*ua.BrowseNextResponse, error) {
-	var hdr *ua.ResponseHeader
-	res, err := batched(ctx, c, req.ContinuationPoints, c.OperationLimits().MaxNodesPerBrowse,
-		func(ctx context.Context, batch [][]byte) ([]*ua.BrowseResult, error) {
-			r, err := call[*ua.BrowseNextResponse](ctx, c, &ua.BrowseNextRequest{
-				ReleaseContinuationPoints: req.ReleaseContinuationPoints,
-				ContinuationPoints:        batch,
-			})
-			if err != nil {
-				return nil, err
-			}
-			hdr = r.ResponseHeader
-			return r.Results, nil
-		})
+	res, hdr, err := splitCall(ctx, c, req.ContinuationPoints, c.OperationLimits().MaxNodesPerBrowse,
+		func(batch [][]byte) ua.Request {
+			return &ua.BrowseNextRequest{ReleaseContinuationPoints: req.ReleaseContinuationPoints, ContinuationPoints: batch}
+		},
+		func(r *ua.BrowseNextResponse) []*ua.BrowseResult { return r.Results })
 	if err != nil {
 		return nil, err
 	}
@@ -129,16 +112,11 @@ func (c *Client) TranslateBrowsePaths(ctx context.Context, req *ua.TranslateBrow
 	if err != nil {
 		return nil, err
 	}
-	var hdr *ua.ResponseHeader
-	res, err := batched(ctx, c, paths, c.OperationLimits().MaxNodesPerTranslateBrowsePathsToNodeIDs,
-		func(ctx context.Context, batch []*ua.BrowsePath) ([]*ua.BrowsePathResult, error) {
-			r, err := call[*ua.TranslateBrowsePathsToNodeIDsResponse](ctx, c, &ua.TranslateBrowsePathsToNodeIDsRequest{BrowsePaths: batch})
-			if err != nil {
-				return nil, err
-			}
-			hdr = r.ResponseHeader
-			return r.Results, nil
-		})
+	res, hdr, err := splitCall(ctx, c, paths, c.OperationLimits().MaxNodesPerTranslateBrowsePathsToNodeIDs,
+		func(batch []*ua.BrowsePath) ua.Request {
+			return &ua.TranslateBrowsePathsToNodeIDsRequest{BrowsePaths: batch}
+		},
+		func(r *ua.TranslateBrowsePathsToNodeIDsResponse) []*ua.BrowsePathResult { return r.Results })
 	if err != nil {
 		return nil, err
 	}

@@ -19,6 +19,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"reflect"
 	"strconv"
@@ -199,16 +200,12 @@ func (s *Server) AddVariable(name string, value any, writable bool) *ua.NodeID {
 		rank = 1
 	}
 	nid := ua.NewStringNodeID(s.NS.ID(), name)
-	n := server.NewNode(nid, map[ua.AttributeID]*ua.DataValue{
-		ua.AttributeIDNodeClass:       server.DataValueFromValue(uint32(ua.NodeClassVariable)),
-		ua.AttributeIDBrowseName:      server.DataValueFromValue(&ua.QualifiedName{NamespaceIndex: s.NS.ID(), Name: name}),
-		ua.AttributeIDDisplayName:     server.DataValueFromValue(attrs.DisplayName(name, "")),
+	n := s.addNode(nid, ua.NodeClassVariable, name, map[ua.AttributeID]*ua.DataValue{
 		ua.AttributeIDDataType:        server.DataValueFromValue(attrs.DataType(ua.NewNumericNodeID(0, uint32(v.Type())))), // gopcua wants an ExpandedNodeId here
 		ua.AttributeIDValueRank:       server.DataValueFromValue(rank),
 		ua.AttributeIDAccessLevel:     server.DataValueFromValue(byte(access)),
 		ua.AttributeIDUserAccessLevel: server.DataValueFromValue(byte(access)),
-	}, nil, func() *ua.DataValue { return server.DataValueFromValue(v) })
-	s.NS.AddNode(n)
+	}, func() *ua.DataValue { return server.DataValueFromValue(v) })
 	s.NS.Objects().AddRef(n, id.Organizes, true)
 	return nid
 }
@@ -217,14 +214,23 @@ func (s *Server) AddVariable(name string, value any, writable bool) *ua.NodeID {
 // Objects folder) and returns its node id ("ns=1;s=<name>").
 func (s *Server) AddObject(parent *ua.NodeID, name string) *ua.NodeID {
 	nid := ua.NewStringNodeID(s.NS.ID(), name)
-	n := server.NewNode(nid, map[ua.AttributeID]*ua.DataValue{
-		ua.AttributeIDNodeClass:   server.DataValueFromValue(uint32(ua.NodeClassObject)),
-		ua.AttributeIDBrowseName:  server.DataValueFromValue(&ua.QualifiedName{NamespaceIndex: s.NS.ID(), Name: name}),
-		ua.AttributeIDDisplayName: server.DataValueFromValue(attrs.DisplayName(name, "")),
-	}, nil, nil)
-	s.NS.AddNode(n)
+	n := s.addNode(nid, ua.NodeClassObject, name, nil, nil)
 	s.parent(parent).AddRef(n, id.HasComponent, true)
 	return nid
+}
+
+// addNode adds a node of the test namespace with the attributes every node
+// has plus more.
+func (s *Server) addNode(nid *ua.NodeID, class ua.NodeClass, name string, more map[ua.AttributeID]*ua.DataValue, val server.ValueFunc) *server.Node {
+	a := map[ua.AttributeID]*ua.DataValue{
+		ua.AttributeIDNodeClass:   server.DataValueFromValue(uint32(class)),
+		ua.AttributeIDBrowseName:  server.DataValueFromValue(&ua.QualifiedName{NamespaceIndex: s.NS.ID(), Name: name}),
+		ua.AttributeIDDisplayName: server.DataValueFromValue(attrs.DisplayName(name, "")),
+	}
+	maps.Copy(a, more)
+	n := server.NewNode(nid, a, nil, val)
+	s.NS.AddNode(n)
+	return n
 }
 
 // AddChild adds an existing node of the test namespace as a HasComponent
@@ -244,12 +250,7 @@ func (s *Server) parent(n *ua.NodeID) *server.Node {
 // node id ("ns=1;s=<object>.<name>"). Calls run fn.
 func (s *Server) AddMethod(object *ua.NodeID, name string, fn Method) *ua.NodeID {
 	mid := ua.NewStringNodeID(s.NS.ID(), object.StringID()+"."+name)
-	n := server.NewNode(mid, map[ua.AttributeID]*ua.DataValue{
-		ua.AttributeIDNodeClass:   server.DataValueFromValue(uint32(ua.NodeClassMethod)),
-		ua.AttributeIDBrowseName:  server.DataValueFromValue(&ua.QualifiedName{NamespaceIndex: s.NS.ID(), Name: name}),
-		ua.AttributeIDDisplayName: server.DataValueFromValue(attrs.DisplayName(name, "")),
-	}, nil, nil)
-	s.NS.AddNode(n)
+	n := s.addNode(mid, ua.NodeClassMethod, name, nil, nil)
 	s.NS.Node(object).AddRef(n, id.HasComponent, true)
 	s.mu.Lock()
 	s.methods[object.String()+"|"+mid.String()] = fn
