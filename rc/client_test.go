@@ -6,6 +6,7 @@ import (
 	"maps"
 	"reflect"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -104,6 +105,7 @@ func TestServices(t *testing.T) {
 		{"ResolveBrowsePath", testResolveBrowsePath},
 		{"NamespaceResolution", testNamespaceResolution},
 		{"InvalidRequests", testInvalidRequests},
+		{"ConcurrentCalls", testConcurrentCalls},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, fx) })
 	}
@@ -479,5 +481,38 @@ func testInvalidRequests(t *testing.T, fx *fixture) {
 	res, err := c.Browse(ctx, &ua.BrowseRequest{NodesToBrowse: []*ua.BrowseDescription{{NodeID: fx.line, BrowseDirection: ua.BrowseDirectionForward}}})
 	if err != nil || len(res.Results[0].References) < len(fx.tags) {
 		t.Fatalf("Browse with defaults: %v, %v", res, err)
+	}
+}
+
+// testConcurrentCalls runs reads, writes and calls from several goroutines
+// on one session: requests are multiplexed on the channel.
+func testConcurrentCalls(t *testing.T, fx *fixture) {
+	ctx := ctxTimeout(t, 20*time.Second)
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 25 {
+				v := int32(g*1000 + i)
+				if st, err := fx.c.WriteValue(ctx, fx.ids["Int32"], ua.MustVariant(v)); err != nil || st != ua.StatusOK {
+					errs <- fmt.Errorf("write: %v, %w", st, err)
+					return
+				}
+				if _, err := fx.c.ReadValues(ctx, fx.ids["Int32"], fx.speed); err != nil {
+					errs <- err
+					return
+				}
+				res, err := fx.c.CallMethod(ctx, fx.calc, fx.add, ua.MustVariant(v), ua.MustVariant(int32(1)))
+				if err != nil || res.OutputArguments[0].Value() != v+1 {
+					errs <- fmt.Errorf("call: %v, %w", res, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }
