@@ -308,32 +308,35 @@ func (r NodeRef) String() string {
 		var b strings.Builder
 		for _, e := range r.path {
 			b.WriteByte('/')
+			prefixed := true
 			switch {
 			case e.NamespaceURI != "":
 				b.WriteString("{" + e.NamespaceURI + "}")
 			case e.NamespaceIndex != 0:
 				b.WriteString(strconv.Itoa(int(e.NamespaceIndex)) + ":")
+			default:
+				prefixed = false
 			}
-			writePathName(&b, e)
+			writePathName(&b, e.Name, prefixed)
 		}
 		return b.String()
 	}
 	return ""
 }
 
-func writePathName(b *strings.Builder, e PathElement) {
-	// A leading '{' or a leading run of digits followed by ':' would be read
-	// as a namespace prefix; escape what would be misread.
+func writePathName(b *strings.Builder, name string, prefixed bool) {
+	// Without a namespace prefix, a leading '{' or a leading run of digits
+	// followed by ':' would be read as one; escape what would be misread.
 	digits := 0
-	for digits < len(e.Name) && e.Name[digits] >= '0' && e.Name[digits] <= '9' {
+	for !prefixed && digits < len(name) && name[digits] >= '0' && name[digits] <= '9' {
 		digits++
 	}
-	for i := 0; i < len(e.Name); i++ {
-		c := e.Name[i]
+	for i := 0; i < len(name); i++ {
+		c := name[i]
 		switch {
 		case c == '/' || c == '&':
 			b.WriteByte('&')
-		case i == 0 && c == '{':
+		case !prefixed && i == 0 && c == '{':
 			b.WriteByte('&')
 		case i == digits && digits > 0 && c == ':':
 			b.WriteByte('&')

@@ -163,7 +163,7 @@ func withStatus(err error, sc ua.StatusCode) error { return &statusError{err: er
 // the lookup.
 func StatusName(sc ua.StatusCode) string {
 	if d, ok := ua.StatusCodes[sc&0xffff0000]; ok {
-		return strings.TrimPrefix(d.Name, "Status") // gopcua names them "StatusBadTimeout"
+		return specName(strings.TrimPrefix(d.Name, "Status")) // gopcua: "StatusBadTimeout"
 	}
 	return severityName(sc) + "_0x" + fmt.Sprintf("%08X", uint32(sc))
 }
@@ -176,4 +176,16 @@ func severityName(sc ua.StatusCode) string {
 		return "Uncertain"
 	}
 	return "Good"
+}
+
+// specName undoes gopcua's Go initialisms in status names, giving the names
+// of Part 6, Annex A ("BadNodeIDUnknown" → "BadNodeIdUnknown",
+// "BadTCPEndpointURLInvalid" → "BadTcpEndpointUrlInvalid"). Names without
+// them are returned as they are, without allocating.
+func specName(name string) string {
+	if !strings.Contains(name, "ID") && !strings.Contains(name, "UR") && !strings.Contains(name, "TCP") {
+		return name
+	}
+	r := strings.NewReplacer("ID", "Id", "URI", "Uri", "URL", "Url", "TCP", "Tcp")
+	return r.Replace(name)
 }
