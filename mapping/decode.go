@@ -101,12 +101,22 @@ func coerceVariant(x any, t ValueType, path string) (*ua.Variant, error) {
 		}
 		return newVariant(v, path)
 	}
+	if t.Builtin == ua.TypeIDByteString {
+		// ua.Variant.Encode in gopcua v0.8.0 writes nothing for the elements
+		// of a ByteString array: the request would be corrupt.
+		return nil, &CoercionError{Path: path, Expected: "a scalar ByteString (gopcua v0.8.0 cannot encode arrays of ByteString)", Given: describe(x), Err: ErrUnsupported}
+	}
 	dims, err := rectangular(x, depth, path)
 	if err != nil {
 		return nil, err
 	}
 	total := 1
 	for _, d := range dims {
+		if d == 0 && depth > 1 {
+			// gopcua's decoder refuses zero dimensions (and so would the
+			// server's, often): an empty matrix cannot be sent.
+			return nil, &CoercionError{Path: path, Expected: "a matrix without empty dimensions", Given: describe(x), Err: ErrValue}
+		}
 		total *= d
 		if total > ua.MaxVariantArrayLength {
 			return nil, &CoercionError{Path: path, Expected: "at most " + itoa(int64(ua.MaxVariantArrayLength)) + " array elements", Given: "more", Err: ErrOutOfRange}
@@ -468,12 +478,13 @@ func coerceFloat(x any, bits int, path string) (float64, error) {
 	return 0, mismatch(path, want, x)
 }
 
-// DateTime limits: the OPC UA epoch (1601) and the end of year 9999
-// (Part 6, 5.2.2.5).
-var (
-	minDateTime = time.Date(1601, 1, 1, 0, 0, 0, 0, time.UTC)
-	maxDateTime = time.Date(9999, 12, 31, 23, 59, 59, 999999900, time.UTC)
-)
+// DateTime limits. OPC UA DateTime spans 1601..9999 (Part 6, 5.2.2.5), but
+// gopcua v0.8.0 encodes through time.UnixNano, which is only defined from
+// 1677-09-21 to 2262-04-11: outside that range it would send a wrong date,
+// so such values are refused.
+func dateTimeRange() (lo, hi time.Time) {
+	return time.Unix(0, math.MinInt64).UTC(), time.Unix(0, math.MaxInt64).UTC()
+}
 
 func coerceTime(x any, path string) (time.Time, error) {
 	const want = "DateTime (RFC 3339 text such as \"2025-01-02T03:04:05.5Z\", or null)"
@@ -486,8 +497,8 @@ func coerceTime(x any, path string) (time.Time, error) {
 			return time.Time{}, mismatch(path, want, x)
 		}
 		t = t.UTC()
-		if t.Before(minDateTime) || t.After(maxDateTime) {
-			return time.Time{}, outOfRange(path, "DateTime between 1601-01-01 and 9999-12-31", x)
+		if lo, hi := dateTimeRange(); t.Before(lo) || t.After(hi) {
+			return time.Time{}, outOfRange(path, "DateTime between "+lo.Format(time.RFC3339)+" and "+hi.Format(time.RFC3339)+" (what gopcua can encode)", x)
 		}
 		return t, nil
 	}
@@ -841,3 +852,4 @@ func coerceDiagnosticInfo(x any, path string, depth int) (*ua.DiagnosticInfo, er
 	}
 	return d, nil
 }
+

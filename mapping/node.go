@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/gopcua/opcua/ua"
 )
@@ -99,6 +100,9 @@ func ParseNodeID(s string) (NodeRef, error) {
 	if s == "" {
 		return bad("empty node id")
 	}
+	if !utf8.ValidString(s) {
+		return bad("not valid UTF-8")
+	}
 	var id nodeID
 	rest := s
 	switch {
@@ -115,6 +119,9 @@ func ParseNodeID(s string) (NodeRef, error) {
 		}
 		if uri == "" {
 			return bad("empty namespace URI")
+		}
+		if !utf8.ValidString(uri) {
+			return bad("namespace URI is not valid UTF-8 after percent-decoding")
 		}
 		if uri != uaNamespace {
 			id.nsURI = uri
@@ -202,6 +209,9 @@ func ParseBrowsePath(s string) (NodeRef, error) {
 	}
 	if len(s) > maxIdentifierLen {
 		return bad("browse path longer than " + itoa(maxIdentifierLen) + " bytes")
+	}
+	if !utf8.ValidString(s) {
+		return bad("not valid UTF-8")
 	}
 	var elems []PathElement
 	i := 1

@@ -35,10 +35,13 @@ import (
 //	                                  to the same value); "NaN", "Infinity"
 //	                                  and "-Infinity" as strings
 //	String XmlElement                 JSON strings (invalid UTF-8 → U+FFFD)
-//	DateTime                          RFC 3339 UTC with up to 9 fraction
-//	                                  digits; null for the zero DateTime
+//	DateTime                          RFC 3339 UTC with up to 7 fraction
+//	                                  digits (OPC UA has 100 ns resolution);
+//	                                  null for the zero DateTime
 //	Guid                              "72962B91-FA75-4AE6-8D28-B404DC7DAF63"
-//	ByteString                        standard base64 with padding; null if null
+//	ByteString                        standard base64 with padding; null for a
+//	                                  null or empty ByteString (gopcua v0.8.0
+//	                                  decodes both to nil)
 //	NodeId                            "ns=2;s=Motor1" (namespace by index)
 //	ExpandedNodeId                    "svr=1;nsu=urn:x;i=7" / "ns=2;i=7"
 //	StatusCode                        {"code":2147483648,"name":"Bad"}
@@ -201,14 +204,13 @@ func appendAny(dst []byte, x any) []byte {
 		if x == nil {
 			return append(dst, "null"...)
 		}
-		dst = append(dst, '"')
-		return append(appendNodeID(dst, x, true), '"')
+		// String identifiers may hold any character: escape the text.
+		return appendString(dst, string(appendNodeID(nil, x, true)))
 	case *ua.ExpandedNodeID:
 		if x == nil || x.NodeID == nil {
 			return append(dst, "null"...)
 		}
-		dst = append(dst, '"')
-		return append(appendExpandedNodeID(dst, x), '"')
+		return appendString(dst, string(appendExpandedNodeID(nil, x)))
 	case *ua.QualifiedName:
 		if x == nil {
 			return append(dst, "null"...)
@@ -409,13 +411,7 @@ func appendExtensionObject(dst []byte, x *ua.ExtensionObject) []byte {
 		return append(dst, "null"...)
 	}
 	dst = append(dst, `{"typeId":`...)
-	if x.TypeID == nil || x.TypeID.NodeID == nil {
-		dst = append(dst, "null"...)
-	} else {
-		dst = append(dst, '"')
-		dst = appendExpandedNodeID(dst, x.TypeID)
-		dst = append(dst, '"')
-	}
+	dst = appendAny(dst, x.TypeID)
 	switch body := x.Value.(type) {
 	case *ua.XMLElement:
 		dst = append(dst, `,"xml":`...)
@@ -511,8 +507,10 @@ func appendFloat(dst []byte, f float64, bits int) []byte {
 	}
 	abs := math.Abs(f)
 	format := byte('f')
-	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
-		format = 'e'
+	if abs != 0 {
+		if bits == 32 && (float32(abs) < 1e-6 || float32(abs) >= 1e21) || bits == 64 && (abs < 1e-6 || abs >= 1e21) {
+			format = 'e'
+		}
 	}
 	dst = strconv.AppendFloat(dst, f, format, -1, bits)
 	if format == 'e' {
