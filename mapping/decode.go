@@ -852,4 +852,3 @@ func coerceDiagnosticInfo(x any, path string, depth int) (*ua.DiagnosticInfo, er
 	}
 	return d, nil
 }
-

@@ -477,6 +477,9 @@ func appendDiagnosticInfo(dst []byte, d *ua.DiagnosticInfo) []byte {
 }
 
 func appendStatus(dst []byte, sc ua.StatusCode) []byte {
+	if sc == ua.StatusOK {
+		return append(dst, `{"code":0,"name":"Good"}`...) // nearly every message
+	}
 	dst = append(dst, `{"code":`...)
 	dst = strconv.AppendUint(dst, uint64(sc), 10)
 	dst = append(dst, `,"name":"`...)
@@ -484,13 +487,89 @@ func appendStatus(dst []byte, sc ua.StatusCode) []byte {
 	return append(dst, `"}`...)
 }
 
+// appendTime writes t as a quoted RFC 3339 UTC timestamp with the fraction
+// trimmed of trailing zeros, exactly like time.RFC3339Nano, but computing
+// the civil date directly (time.AppendFormat was most of the encoder's time).
+// The zero time is null.
 func appendTime(dst []byte, t time.Time) []byte {
 	if t.IsZero() {
 		return append(dst, "null"...)
 	}
-	dst = append(dst, '"')
-	dst = t.UTC().AppendFormat(dst, time.RFC3339Nano)
-	return append(dst, '"')
+	secs := t.Unix()
+	days := secs / 86400
+	rem := secs % 86400
+	if rem < 0 {
+		rem += 86400
+		days--
+	}
+	y, mo, da := civilFromDays(days)
+	m, d := uint(mo), uint(da)
+	if y < 0 || y > 9999 {
+		// Outside what four digits can write: leave it to package time.
+		dst = append(dst, '"')
+		dst = t.UTC().AppendFormat(dst, time.RFC3339Nano)
+		return append(dst, '"')
+	}
+	hh, mm, ss := uint(rem/3600), uint(rem/60%60), uint(rem%60)
+	yy := uint(y)
+	dst = append(dst, '"',
+		pairs[2*(yy/100)], pairs[2*(yy/100)+1], pairs[2*(yy%100)], pairs[2*(yy%100)+1], '-',
+		pairs[2*m], pairs[2*m+1], '-', pairs[2*d], pairs[2*d+1], 'T',
+		pairs[2*hh], pairs[2*hh+1], ':', pairs[2*mm], pairs[2*mm+1], ':', pairs[2*ss], pairs[2*ss+1])
+	if ns := uint(t.Nanosecond()); ns != 0 {
+		// Nine digits, then drop the trailing zeros.
+		var f [10]byte
+		f[0] = '.'
+		f[1] = byte('0' + ns/100000000)
+		r := ns % 100000000
+		for i := 2; i < 10; i += 2 {
+			var p uint
+			switch i {
+			case 2:
+				p = r / 1000000
+			case 4:
+				p = r / 10000 % 100
+			case 6:
+				p = r / 100 % 100
+			default:
+				p = r % 100
+			}
+			f[i], f[i+1] = pairs[2*p], pairs[2*p+1]
+		}
+		n := 10
+		for f[n-1] == '0' {
+			n--
+		}
+		dst = append(dst, f[:n]...)
+	}
+	return append(dst, 'Z', '"')
+}
+
+// pairs holds the two-digit decimal strings 00..99 back to back.
+const pairs = "00010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899"
+
+// civilFromDays converts days since 1970-01-01 to a proleptic Gregorian
+// date (the well-known era-based algorithm: 400-year eras of 146097 days,
+// years counted from March so the leap day falls last).
+func civilFromDays(z int64) (year int64, month, day int) {
+	z += 719468
+	era := z / 146097
+	if z < 0 && z%146097 != 0 {
+		era--
+	}
+	doe := z - era*146097                                  // [0, 146096]
+	yoe := (doe - doe/1460 + doe/36524 - doe/146096) / 365 // [0, 399]
+	y := yoe + era*400
+	doy := doe - (365*yoe + yoe/4 - yoe/100) // [0, 365]
+	mp := (5*doy + 2) / 153                  // [0, 11], March = 0
+	day = int(doy - (153*mp+2)/5 + 1)
+	if mp < 10 {
+		month = int(mp + 3)
+	} else {
+		month = int(mp - 9)
+		y++
+	}
+	return y, month, day
 }
 
 // appendFloat writes the shortest decimal that reads back to f at the given

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -331,5 +332,26 @@ func TestPayloadAllocations(t *testing.T) {
 	}
 	if !strings.HasPrefix(string(buf), `{"server":"urn:plant:line1"`) {
 		t.Fatal(string(buf))
+	}
+}
+
+func TestAppendTimeMatchesRFC3339Nano(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	check := func(tm time.Time) {
+		want := `"` + tm.UTC().Format(time.RFC3339Nano) + `"`
+		if got := string(appendTime(nil, tm)); got != want {
+			t.Fatalf("appendTime(%v) = %s, want %s", tm, got, want)
+		}
+	}
+	for _, tm := range []time.Time{
+		time.Unix(0, 0), time.Unix(0, 1), time.Unix(-1, 0), time.Unix(-1, 999999999),
+		time.Date(1601, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2000, 2, 29, 23, 59, 59, 100, time.UTC),
+		time.Date(2100, 3, 1, 0, 0, 0, 0, time.UTC), time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC),
+		time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC), time.Date(2024, 6, 1, 12, 0, 0, 0, time.FixedZone("x", 7200)),
+	} {
+		check(tm)
+	}
+	for i := 0; i < 100000; i++ {
+		check(time.Unix(rng.Int64N(253402300800+11644473600)-11644473600, rng.Int64N(1e9)))
 	}
 }
