@@ -50,7 +50,7 @@ func (s *Syntax) UnmarshalText(b []byte) error {
 	case "mqtt":
 		*s = MQTT
 	default:
-		return valueErr(ErrSyntax, string(b), `unknown bus syntax, want "nats" or "mqtt"`)
+		return valueErr(ErrSyntax, string(b), `unknown bus syntax; want "nats" or "mqtt"`)
 	}
 	return nil
 }

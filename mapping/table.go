@@ -173,7 +173,8 @@ type routeOwner struct {
 }
 
 type builder struct {
-	cfg    Config
+	cfg      Config
+	prefixOK bool // routes are only rendered with a valid prefix
 	t      *Table
 	errs   []error
 	seen   map[string]routeOwner
@@ -222,7 +223,10 @@ func New(cfg Config) (*Table, error) {
 		return nil, errors.Join(b.errs...)
 	}
 	if err := ValidateRoute(cfg.Syntax, cfg.Prefix); err != nil {
+		// Every route starts with the prefix: report it once, not per route.
 		b.fail("bus.prefix", err)
+	} else {
+		b.prefixOK = true
 	}
 	b.addServers()
 	for i := range cfg.Rows {
@@ -264,7 +268,7 @@ func (b *builder) addServers() {
 		e := &serverEntry{server: srv}
 		b.t.byServer[s.URI] = e
 		b.t.servers = append(b.t.servers, srv)
-		if b.keyErr[i] || b.cfg.Prefix == "" {
+		if b.keyErr[i] || !b.prefixOK {
 			continue
 		}
 		e.status = b.cfg.Prefix + string(syn.Separator()) + "status" + string(syn.Separator()) + key
@@ -339,7 +343,7 @@ func (b *builder) addRow(i int) {
 
 	dataT, cmdT := b.templates(row, isMethod, path, routeKey, cmdKey)
 	servers := b.matchServers(row, path+".servers")
-	if len(b.errs) > errsBefore {
+	if len(b.errs) > errsBefore || !b.prefixOK {
 		return
 	}
 

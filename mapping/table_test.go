@@ -141,7 +141,7 @@ func TestTableReportsEveryError(t *testing.T) {
 	node := mustRefT(t, "ns=2;i=1")
 	cfg := Config{
 		Syntax: NATS,
-		Prefix: "rc..bridge",
+		Prefix: "rc",
 		Servers: []Server{
 			{URI: "urn:a"},
 			{URI: "urn:a"},
@@ -178,12 +178,11 @@ func TestTableReportsEveryError(t *testing.T) {
 	}
 	msg := err.Error()
 	want := []string{
-		`bus.prefix "rc..bridge": invalid subject: empty token at byte 3`,
 		`servers[1].uri "urn:a": server listed twice`,
 		`servers[2].key "b.1": not a valid token for nats; it would need escaping as "b%2E1"`,
 		`servers[4].key "a": same key as servers[3]`,
 		`servers[5].uri: server URI is empty`,
-		`map[1].subject "rc..bridge.urn:a.x"`,
+		`map[1].subject "rc.urn:a.x": duplicate route: also map[0] for server "urn:a"`,
 		`map[2].servers "urn:zzz": not in [[servers]] (the allow-list)`,
 		`map[3].servers "urn:q*": glob matches no server in [[servers]]`,
 		`map[4].servers: needs at least one server URI or glob`,
@@ -193,7 +192,7 @@ func TestTableReportsEveryError(t *testing.T) {
 		`map[8].command_subject: command route on a row that is not writable (set writable = true)`,
 		`map[9].subject "{prefix}.{bogus}": unknown variable {bogus}`,
 		`map[10].subject "{prefix}.{path}": {path} needs a browse path`,
-		`map[11].subject "rc..bridge.*.1"`,
+		`map[11].subject "rc.*.1": invalid subject: wildcard '*' at byte 3`,
 		`map[12].deadband: percent deadband must be in 0..100`,
 		`map[13].qos "3": MQTT QoS must be 0, 1 or 2`,
 		`map[14].method: a method row needs the method`,
@@ -289,5 +288,22 @@ func TestGlobMatch(t *testing.T) {
 	}
 	if isGlob(`urn:x\*`) || !isGlob("urn:*") || !isGlob("a?") {
 		t.Error("isGlob")
+	}
+}
+
+// TestTableBadPrefixReportedOnce: every route starts with the prefix, so a
+// bad prefix is one error, not one per route.
+func TestTableBadPrefixReportedOnce(t *testing.T) {
+	_, err := New(Config{Syntax: NATS, Prefix: "rc..bridge", Servers: []Server{{URI: "urn:a"}}, Rows: []Row{
+		{Servers: []string{"urn:a"}, Node: mustRefT(t, "ns=2;i=1")},
+		{Servers: []string{"urn:a"}, Node: mustRefT(t, "ns=2;i=2")},
+		{Servers: []string{"urn:b"}, Node: mustRefT(t, "ns=2;i=3")},
+	}})
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	lines := strings.Split(err.Error(), "\n")
+	if len(lines) != 2 || lines[0] != `bus.prefix "rc..bridge": invalid subject: empty token at byte 3` || !strings.HasPrefix(lines[1], `map[2].servers "urn:b"`) {
+		t.Fatalf("got:\n%s", err)
 	}
 }

@@ -37,7 +37,7 @@ func (p *PayloadFormat) UnmarshalText(b []byte) error {
 	case "value":
 		*p = PayloadValue
 	default:
-		return valueErr(ErrSyntax, string(b), `unknown payload format, want "json" or "value"`)
+		return valueErr(ErrSyntax, string(b), `unknown payload format; want "json" or "value"`)
 	}
 	return nil
 }
@@ -105,7 +105,7 @@ func (k *DeadbandKind) UnmarshalText(b []byte) error {
 	case "percent":
 		*k = DeadbandPercent
 	default:
-		return valueErr(ErrSyntax, string(b), `unknown deadband type, want "none", "absolute" or "percent"`)
+		return valueErr(ErrSyntax, string(b), `unknown deadband type; want "none", "absolute" or "percent"`)
 	}
 	return nil
 }
