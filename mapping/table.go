@@ -175,11 +175,11 @@ type routeOwner struct {
 type builder struct {
 	cfg      Config
 	prefixOK bool // routes are only rendered with a valid prefix
-	t      *Table
-	errs   []error
-	seen   map[string]routeOwner
-	once   map[string]bool // de-duplicates identical messages
-	keyErr map[int]bool
+	t        *Table
+	errs     []error
+	seen     map[string]routeOwner
+	once     map[string]bool // de-duplicates identical messages
+	keyErr   map[int]bool
 }
 
 func (b *builder) fail(path string, err error) {
