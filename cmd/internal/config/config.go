@@ -9,8 +9,10 @@
 // bus.nats.urls is RCBRIDGE_BUS_NATS_URLS, listener.first_message_timeout
 // is RCBRIDGE_LISTENER_FIRST_MESSAGE_TIMEOUT. Lists are comma-separated.
 // Secrets are never set this way: name the variable that holds one with the
-// *_env key instead (bus.nats.password_env = "NATS_PASSWORD"). An RCBRIDGE_
-// variable that matches no key is an error, like an unknown key in the file.
+// *_env key instead (bus.nats.password_env = "NATS_PASSWORD"). A variable
+// that starts like an override (RCBRIDGE_ and a section name, e.g.
+// RCBRIDGE_BUS_) but matches no key is an error, like an unknown key in the
+// file; other RCBRIDGE_ variables are not overrides and are ignored.
 package config
 
 import (

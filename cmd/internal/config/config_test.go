@@ -451,7 +451,8 @@ func TestEnvOverrides(t *testing.T) {
 		"RCBRIDGE_LISTENER_FIRST_MESSAGE_TIMEOUT=7s",
 		"RCBRIDGE_LOG_LEVEL=debug",
 		"RCBRIDGE_HTTP_ADDRESS=",
-		"RCBRIDGE_CONFIG=/etc/rcbridge.toml",
+		"RCBRIDGE_CONFIG=/etc/rcbridge.toml", // not an override: ignored
+		"RCBRIDGE_NODE=/usr/bin/node",        // the integration suite's: ignored
 		"PATH=/usr/bin",
 		"malformed",
 	}
@@ -471,6 +472,7 @@ func TestEnvOverrides(t *testing.T) {
 		{"RCBRIDGE_BUS_MQTT_RETAIN=maybe", `"maybe": expected true or false`},
 		{"RCBRIDGE_BUS_MQTT_QOS=7", `bus.mqtt.qos (from RCBRIDGE_BUS_MQTT_QOS) "7": MQTT QoS must be 0, 1 or 2`},
 		{"RCBRIDGE_SERVERS_0_URI=urn:x", "env RCBRIDGE_SERVERS_0_URI: matches no configuration key"},
+		{"RCBRIDGE_LOG_LEVLE=debug", "env RCBRIDGE_LOG_LEVLE: matches no configuration key"},
 		{"RCBRIDGE_BUS_MQTT_PASSWORD=x", "secrets are not set through RCBRIDGE_ variables"},
 		{"RCBRIDGE_CLIENT_SESSION_TIMEOUT=-5s", `client.session_timeout "-5s": must be greater than zero`},
 	}

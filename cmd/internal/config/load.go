@@ -18,14 +18,12 @@ import (
 	"github.com/rcbridge/rcbridge/mapping"
 )
 
-// Environment variable names.
-const (
-	// EnvPrefix starts every override variable.
-	EnvPrefix = "RCBRIDGE_"
-	// EnvConfigFile is not an override: it is left for the daemon to name
-	// the configuration file, and ignored here.
-	EnvConfigFile = "RCBRIDGE_CONFIG"
-)
+// EnvPrefix starts every override variable. Only variables that continue
+// with a section name (RCBRIDGE_LISTENER_, RCBRIDGE_SERVERS_,
+// RCBRIDGE_CLIENT_, RCBRIDGE_BUS_, RCBRIDGE_MAP_, RCBRIDGE_HTTP_,
+// RCBRIDGE_LOG_) are overrides; others, such as RCBRIDGE_CONFIG for the
+// daemon's file name or the test suite's RCBRIDGE_NODE, are left alone.
+const EnvPrefix = "RCBRIDGE_"
 
 // Load reads the TOML file at path, applies the environment overrides found
 // in environ (os.Environ() in the daemon), decodes and validates. It reports
@@ -269,10 +267,14 @@ func envName(path string) string {
 // each value to its key's kind. fromEnv maps key paths to variable names.
 func envOverrides(environ []string) (overrides map[string]any, fromEnv map[string]string, errs []*FieldError) {
 	leaves := envLeaves()
+	var sections []string
+	for i := 0; i < reflect.TypeFor[Config]().NumField(); i++ {
+		sections = append(sections, envName(reflect.TypeFor[Config]().Field(i).Tag.Get("koanf"))+"_")
+	}
 	overrides, fromEnv = map[string]any{}, map[string]string{}
 	for _, kv := range environ {
 		name, raw, ok := strings.Cut(kv, "=")
-		if !ok || !strings.HasPrefix(name, EnvPrefix) || name == EnvConfigFile {
+		if !ok || !slices.ContainsFunc(sections, func(p string) bool { return strings.HasPrefix(name, p) }) {
 			continue
 		}
 		leaf, ok := leaves[name]
