@@ -249,62 +249,37 @@ func appendAny(dst []byte, x any) []byte {
 	case *ua.DiagnosticInfo:
 		return appendDiagnosticInfo(dst, x)
 	case []float64:
-		dst = append(dst, '[')
-		for i, f := range x {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = appendFloat(dst, f, 64)
-		}
-		return append(dst, ']')
+		return appendArray(dst, x, appendFloat64)
 	case []float32:
-		dst = append(dst, '[')
-		for i, f := range x {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = appendFloat(dst, float64(f), 32)
-		}
-		return append(dst, ']')
+		return appendArray(dst, x, appendFloat32)
 	case []int32:
-		dst = append(dst, '[')
-		for i, n := range x {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = strconv.AppendInt(dst, int64(n), 10)
-		}
-		return append(dst, ']')
+		return appendArray(dst, x, appendInt32)
 	case []bool:
-		dst = append(dst, '[')
-		for i, b := range x {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = strconv.AppendBool(dst, b)
-		}
-		return append(dst, ']')
+		return appendArray(dst, x, strconv.AppendBool)
 	case []string:
-		dst = append(dst, '[')
-		for i, s := range x {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = appendString(dst, s)
-		}
-		return append(dst, ']')
+		return appendArray(dst, x, appendString)
 	case ua.ByteArray:
-		dst = append(dst, '[')
-		for i, c := range x {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = strconv.AppendUint(dst, uint64(c), 10)
-		}
-		return append(dst, ']')
+		return appendArray(dst, x, appendByte)
 	}
 	return appendReflect(dst, reflect.ValueOf(x))
 }
+
+// appendArray writes the common one-dimensional arrays without reflection.
+func appendArray[T any](dst []byte, xs []T, elem func([]byte, T) []byte) []byte {
+	dst = append(dst, '[')
+	for i, x := range xs {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = elem(dst, x)
+	}
+	return append(dst, ']')
+}
+
+func appendFloat64(dst []byte, f float64) []byte { return appendFloat(dst, f, 64) }
+func appendFloat32(dst []byte, f float32) []byte { return appendFloat(dst, float64(f), 32) }
+func appendInt32(dst []byte, n int32) []byte     { return strconv.AppendInt(dst, int64(n), 10) }
+func appendByte(dst []byte, c byte) []byte       { return strconv.AppendUint(dst, uint64(c), 10) }
 
 // appendReflect encodes the remaining shapes: arrays of the other types,
 // matrices, and ExtensionObject bodies (structs of gopcua's generated types,

@@ -276,7 +276,7 @@ func TestAppendDataValueDocument(t *testing.T) {
 func TestItemPayload(t *testing.T) {
 	tab, err := New(Config{Syntax: MQTT, Prefix: "p", Servers: []Server{{URI: "urn:\"q\"", Key: "q"}}, Rows: []Row{
 		{Servers: []string{"*"}, Node: mustRefT(t, "nsu=urn:plant;s=Speed")},
-		{Servers: []string{"*"}, Node: mustRefT(t, "ns=2;i=9"), Name: "bare", Payload: PayloadValue},
+		{Servers: []string{"*"}, Node: mustRefT(t, "ns=2;i=9"), Name: "bare", Settings: Settings{Payload: PayloadValue}},
 	}})
 	if err != nil {
 		t.Fatal(err)

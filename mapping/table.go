@@ -58,6 +58,12 @@ type Row struct {
 	WriteOnly bool
 	// Writable allows writes to the variable from the bus (key "writable").
 	Writable bool
+	Settings
+}
+
+// Settings are the monitoring and publishing settings of a row, carried
+// unchanged into each of its Items.
+type Settings struct {
 	// Payload is the data message format (key "payload").
 	Payload PayloadFormat
 	// SamplingInterval of the monitored item; 0 means the subscription's
@@ -67,8 +73,8 @@ type Row struct {
 	QueueSize uint32
 	// Deadband of the data change filter (keys "deadband_type", "deadband").
 	Deadband Deadband
-	// QoS and Retain apply to MQTT publishes of this row (keys "qos",
-	// "retain"; the configuration fills in the bus defaults).
+	// QoS and Retain apply to MQTT publishes (keys "qos", "retain"; the
+	// configuration fills in the bus defaults).
 	QoS    QoS
 	Retain bool
 }
@@ -117,15 +123,7 @@ type Item struct {
 	ResultRoute string
 	// Writable reports whether writes are allowed (Kind == Variable).
 	Writable bool
-	// Payload, SamplingInterval, QueueSize and Deadband configure the
-	// monitored item and its messages.
-	Payload          PayloadFormat
-	SamplingInterval time.Duration
-	QueueSize        uint32
-	Deadband         Deadband
-	// QoS and Retain apply to MQTT publishes.
-	QoS    QoS
-	Retain bool
+	Settings
 
 	prelude []byte // `{"server":…,"node":…,"name":…,"value":`
 }
@@ -361,9 +359,7 @@ func (b *builder) addRow(i int) {
 		vars.Server = e.server.Key
 		it := &Item{
 			Row: i, Kind: Variable, ServerURI: uri, ServerKey: e.server.Key,
-			Node: row.Node, Name: name, Writable: row.Writable,
-			Payload: row.Payload, SamplingInterval: row.SamplingInterval, QueueSize: row.QueueSize,
-			Deadband: row.Deadband, QoS: row.QoS, Retain: row.Retain,
+			Node: row.Node, Name: name, Writable: row.Writable, Settings: row.Settings,
 		}
 		owner := routeOwner{desc: path + " for server " + quote(uri)}
 		ok := true

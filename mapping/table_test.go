@@ -20,9 +20,9 @@ func plantConfig(t *testing.T, syn Syntax) Config {
 			{URI: "urn:other:press"},
 		},
 		Rows: []Row{
-			{Servers: []string{"urn:plant:line*"}, Node: mustRefT(t, "nsu=urn:plant;s=Speed"), SamplingInterval: 100 * time.Millisecond, QueueSize: 10, Deadband: Deadband{Kind: DeadbandAbsolute, Value: 0.5}},
-			{Servers: []string{"urn:plant:line1"}, Node: mustRefT(t, "/Objects/2:Line1/2:SetPoint"), Name: "setpoint", Writable: true, QoS: AtLeastOnce, Retain: true},
-			{Servers: []string{"urn:other:press"}, Node: mustRefT(t, "ns=2;i=7"), Route: "{prefix}" + string(syn.Separator()) + "press" + string(syn.Separator()) + "{node}", Payload: PayloadValue},
+			{Servers: []string{"urn:plant:line*"}, Node: mustRefT(t, "nsu=urn:plant;s=Speed"), Settings: Settings{SamplingInterval: 100 * time.Millisecond, QueueSize: 10, Deadband: Deadband{Kind: DeadbandAbsolute, Value: 0.5}}},
+			{Servers: []string{"urn:plant:line1"}, Node: mustRefT(t, "/Objects/2:Line1/2:SetPoint"), Name: "setpoint", Writable: true, Settings: Settings{QoS: AtLeastOnce, Retain: true}},
+			{Servers: []string{"urn:other:press"}, Node: mustRefT(t, "ns=2;i=7"), Route: "{prefix}" + string(syn.Separator()) + "press" + string(syn.Separator()) + "{node}", Settings: Settings{Payload: PayloadValue}},
 			{Servers: []string{"*"}, Object: mustRefT(t, "ns=2;s=Line"), Method: mustRefT(t, "ns=2;s=Line.Reset"), Arguments: []ValueType{{Builtin: 6, ValueRank: -1}}},
 			{Servers: []string{"urn:plant:line2"}, Node: mustRefT(t, "ns=2;s=Target"), WriteOnly: true, Writable: true, CommandRoute: "{prefix}" + string(syn.Separator()) + "{server}" + string(syn.Separator()) + "target" + string(syn.Separator()) + "write"},
 		},
@@ -157,19 +157,19 @@ func TestTableReportsEveryError(t *testing.T) {
 			{Servers: []string{"urn:q*"}, Node: node},           // 3 glob matches nothing
 			{Node: node},                 // 4 no servers
 			{Servers: []string{"urn:a"}}, // 5 no node
-			{Servers: []string{"urn:a"}, Node: node, Object: node, Method: node},                                       // 6 both
-			{Servers: []string{"urn:a"}, Node: node, Name: "w", Writable: true, WriteOnly: true},                       // 7 no command route
-			{Servers: []string{"urn:a"}, Node: node, Name: "r", CommandRoute: "{prefix}.r.set"},                        // 8 command on read-only
-			{Servers: []string{"urn:a"}, Node: node, Route: "{prefix}.{bogus}"},                                        // 9 unknown variable
-			{Servers: []string{"urn:a"}, Node: node, Route: "{prefix}.{path}"},                                         // 10 {path} without path
-			{Servers: []string{"urn:a"}, Node: node, Route: "{prefix}.*.{name}"},                                       // 11 wildcard
-			{Servers: []string{"urn:a"}, Node: node, Name: "d", Deadband: Deadband{Kind: DeadbandPercent, Value: 150}}, // 12
-			{Servers: []string{"urn:a"}, Node: node, Name: "q", QoS: 3},                                                // 13
-			{Servers: []string{"urn:a"}, Object: node, Name: "m", Writable: true},                                      // 14 method row without method, writable
-			{Servers: []string{"urn:a"}, Node: node, Name: "args", Arguments: []ValueType{{Builtin: 6}}},               // 15 arguments on variable
-			{Servers: []string{"urn:a"}, Node: node, Name: "ro", WriteOnly: true},                                      // 16 does nothing
-			{Servers: []string{"urn:a", `urn:a\`}, Node: node, Name: "g"},                                              // 17 bad glob
-			{Servers: []string{"urn:a"}, Node: node, Name: "status"},                                                   // 18 fine
+			{Servers: []string{"urn:a"}, Node: node, Object: node, Method: node},                                                           // 6 both
+			{Servers: []string{"urn:a"}, Node: node, Name: "w", Writable: true, WriteOnly: true},                                           // 7 no command route
+			{Servers: []string{"urn:a"}, Node: node, Name: "r", CommandRoute: "{prefix}.r.set"},                                            // 8 command on read-only
+			{Servers: []string{"urn:a"}, Node: node, Route: "{prefix}.{bogus}"},                                                            // 9 unknown variable
+			{Servers: []string{"urn:a"}, Node: node, Route: "{prefix}.{path}"},                                                             // 10 {path} without path
+			{Servers: []string{"urn:a"}, Node: node, Route: "{prefix}.*.{name}"},                                                           // 11 wildcard
+			{Servers: []string{"urn:a"}, Node: node, Name: "d", Settings: Settings{Deadband: Deadband{Kind: DeadbandPercent, Value: 150}}}, // 12
+			{Servers: []string{"urn:a"}, Node: node, Name: "q", Settings: Settings{QoS: 3}},                                                // 13
+			{Servers: []string{"urn:a"}, Object: node, Name: "m", Writable: true},                                                          // 14 method row without method, writable
+			{Servers: []string{"urn:a"}, Node: node, Name: "args", Arguments: []ValueType{{Builtin: 6}}},                                   // 15 arguments on variable
+			{Servers: []string{"urn:a"}, Node: node, Name: "ro", WriteOnly: true},                                                          // 16 does nothing
+			{Servers: []string{"urn:a", `urn:a\`}, Node: node, Name: "g"},                                                                  // 17 bad glob
+			{Servers: []string{"urn:a"}, Node: node, Name: "status"},                                                                       // 18 fine
 		},
 	}
 	_, err := New(cfg)

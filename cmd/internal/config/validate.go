@@ -362,11 +362,12 @@ func (c *Config) MappingConfig() mapping.Config {
 	for _, r := range c.Map {
 		row := mapping.Row{
 			Servers: []string(r.Servers), Node: r.Node, Object: r.Object, Method: r.Method,
-			Arguments: r.Arguments, Name: r.Name, Payload: r.Payload,
-			WriteOnly: !r.Publish, Writable: r.Writable,
-			SamplingInterval: r.SamplingInterval.D(), QueueSize: r.QueueSize,
-			Deadband: mapping.Deadband{Kind: r.DeadbandType, Value: r.Deadband},
-			QoS:      c.Bus.MQTT.QoS, Retain: c.Bus.MQTT.Retain,
+			Arguments: r.Arguments, Name: r.Name, WriteOnly: !r.Publish, Writable: r.Writable,
+			Settings: mapping.Settings{
+				Payload: r.Payload, SamplingInterval: r.SamplingInterval.D(), QueueSize: r.QueueSize,
+				Deadband: mapping.Deadband{Kind: r.DeadbandType, Value: r.Deadband},
+				QoS:      c.Bus.MQTT.QoS, Retain: c.Bus.MQTT.Retain,
+			},
 		}
 		if row.Node.IsZero() {
 			row.Node = r.BrowsePath
