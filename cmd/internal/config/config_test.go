@@ -414,6 +414,11 @@ func TestValidationRules(t *testing.T) {
 		{srv + "[[map]]\nservers = \"urn:a\"\nobject = \"ns=2;i=1\"\nmethod = \"ns=2;i=2\"\narguments = [\"Float64\"]", `map[0].arguments[0] "Float64": unknown type "Float64"`},
 		{srv + "[[map]]\nservers = \"urn:a\"\nnode = \"ns=2;i=1\"\nname = \"x\"\nsubject = \"{prefix}.status.x\"\n[[servers]]\nuri = \"urn:b\"\nkey = \"x\"\nsecurity_policy = \"None\"\nsecurity_mode = \"None\"", "duplicate route: also the status subject of server \"urn:b\""},
 		{"[bus]\nprefix = \"rc bridge\"\n" + srv + "[[map]]\nservers = \"urn:a\"\nnode = \"ns=2;i=1\"", `bus.prefix "rc bridge": invalid subject: whitespace at byte 2`},
+		{"[bus]\nkind = \"mqtt\"\n[bus.mqtt]\nqos = 300", `bus.mqtt.qos "300": out of range 0..255`},
+		{"[listener]\nmax_pending = 1.5", `listener.max_pending "1.5": expected an integer`},
+		{"[listener]\nmax_pending = -3", `listener.max_pending "-3": must be at least 1`},
+		{srv + "[[map]]\nservers = \"urn:a\"\nnode = \"ns=2;i=1\"\nqueue_size = -5", `map[0].queue_size "-5": out of range 0..4294967295`},
+		{srv + "[[map]]\nservers = \"urn:a\"\nnode = \"ns=2;i=1\"\nqueue_size = 5000000000", `map[0].queue_size "5000000000": out of range 0..4294967295`},
 		{"[http]\naddress = \"localhost\"", `http.address "localhost": expected host:port`},
 		{"[log]\nformat = \"xml\"", `log.format "xml": unknown log format`},
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"reflect"
 	"slices"
@@ -60,6 +61,7 @@ func Parse(data []byte, environ []string) (*Config, error) {
 	dc := &mapstructure.DecoderConfig{
 		DecodeHook: mapstructure.ComposeDecodeHookFunc(
 			textOnly,
+			strictNumbers,
 			mapstructure.StringToTimeDurationHookFunc(),
 			mapstructure.TextUnmarshallerHookFunc(),
 		),
@@ -120,6 +122,54 @@ func coveredBy(path string, failed []string) bool {
 	}
 	return false
 }
+
+// strictNumbers refuses numbers that do not fit an integer key instead of
+// letting them wrap (300 into a uint8) or truncate (1.5 into an int).
+func strictNumbers(f, t reflect.Type, data any) (any, error) {
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if !isIntKind(t.Kind()) && !(t.Kind() >= reflect.Uint && t.Kind() <= reflect.Uint64) {
+		return data, nil
+	}
+	v := reflect.ValueOf(data)
+	text := fmt.Sprint(data)
+	var i int64
+	var u uint64
+	neg := false
+	switch {
+	case isIntKind(f.Kind()):
+		i = v.Int()
+		neg, u = i < 0, uint64(i)
+	case f.Kind() >= reflect.Uint && f.Kind() <= reflect.Uint64:
+		u = v.Uint()
+		i = int64(u)
+	case f.Kind() == reflect.Float32 || f.Kind() == reflect.Float64:
+		x := v.Float()
+		if x != math.Trunc(x) || math.Abs(x) >= 1<<63 {
+			return nil, badValue(text, "expected an integer")
+		}
+		i, neg = int64(x), x < 0
+		u = uint64(i)
+	default:
+		return data, nil // strings (env, text types) and the rest: other hooks decide
+	}
+	bits := t.Bits()
+	if isIntKind(t.Kind()) {
+		lo, hi := int64(-1)<<(bits-1), int64(uint64(1)<<(bits-1)-1)
+		if (neg && i < lo) || (!neg && (u > uint64(hi))) {
+			return nil, badValue(text, "out of range "+strconv.FormatInt(lo, 10)+".."+strconv.FormatInt(hi, 10))
+		}
+		return i, nil
+	}
+	hi := uint64(math.MaxUint64) >> (64 - bits)
+	if neg || u > hi {
+		return nil, badValue(text, "out of range 0.."+strconv.FormatUint(hi, 10))
+	}
+	return u, nil
+}
+
+func isIntKind(k reflect.Kind) bool { return k >= reflect.Int && k <= reflect.Int64 }
 
 // textOnly makes keys of the self-parsing types take text, so that a
 // number does not silently become, say, a duration of 100 ns or a security
