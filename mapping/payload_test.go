@@ -166,12 +166,24 @@ func TestValueRoundTrip(t *testing.T) {
 			if tc.name != "ByteString[]" { // gopcua cannot encode these, see below
 				orig = wire(t, orig)
 			}
-			got := string(AppendValue(nil, orig))
-			if got != tc.json {
-				t.Fatalf("AppendValue = %s\n         want %s", got, tc.json)
+			// The whole document, as published, must be valid JSON whose
+			// "value" is the documented shape and whose "type" names the type.
+			dv := &ua.DataValue{Value: orig, Status: ua.StatusOK, SourceTimestamp: testTime}
+			dv.UpdateMask()
+			doc := AppendDataValue(nil, "urn:s", "ns=2;i=1", "n", dv)
+			var fields map[string]json.RawMessage
+			if err := json.Unmarshal(doc, &fields); err != nil {
+				t.Fatalf("document is not valid JSON: %v\n%s", err, doc)
 			}
-			if !json.Valid([]byte(got)) {
-				t.Fatalf("not valid JSON: %s", got)
+			got := string(fields["value"])
+			if got != tc.json {
+				t.Fatalf("value = %s\n   want %s", got, tc.json)
+			}
+			if string(fields["type"]) != `"`+TypeName(orig.Type())+`"` {
+				t.Fatalf("type = %s", fields["type"])
+			}
+			if string(AppendValue(nil, orig)) != got {
+				t.Fatal("AppendValue differs from the document's value")
 			}
 			// Decode with the type and rank the node would report.
 			rank := RankScalar
@@ -184,6 +196,8 @@ func TestValueRoundTrip(t *testing.T) {
 			if orig.Type() == ua.TypeIDExtensionObject {
 				vt.Struct = structType(orig)
 			}
+			typeID, _ := TypeByName(strings.Trim(string(fields["type"]), `"`))
+			vt.Builtin = typeID
 			back, err := DecodeValue([]byte(got), vt)
 			if tc.name == "ByteString[]" {
 				if !errors.Is(err, ErrUnsupported) {
