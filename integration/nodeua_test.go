@@ -163,16 +163,9 @@ func TestNodeUARedialBackoff(t *testing.T) {
 // dial connects gopcua's ordinary (dialing) client to the server.
 func dial(t *testing.T, srv *nodeua.Server, policy string, mode ua.MessageSecurityMode, opts ...opcua.Option) *opcua.Client {
 	t.Helper()
+	ep := endpoint(t, srv, policy, mode)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	eps, err := opcua.GetEndpoints(ctx, srv.DialURL())
-	if err != nil {
-		t.Fatalf("GetEndpoints: %v", err)
-	}
-	ep, err := opcua.SelectEndpoint(eps, "http://opcfoundation.org/UA/SecurityPolicy#"+policy, mode)
-	if err != nil {
-		t.Fatalf("SelectEndpoint %s/%v: %v", policy, mode, err)
-	}
 	c, err := opcua.NewClient(srv.DialURL(), append([]opcua.Option{
 		opcua.SecurityPolicy(ep.SecurityPolicyURI),
 		opcua.SecurityMode(mode),

@@ -522,12 +522,14 @@ async function shutdown(code) {
         return;
     }
     stopping = true;
+    const t0 = Date.now();
     space.stop();
     try {
         await server.shutdown(0);
     } catch (err) {
         log("shutdown error:", err.message);
     }
+    log(`shut down in ${Date.now() - t0} ms`);
     send({ event: "stopped" });
     process.exit(code);
 }
