@@ -221,3 +221,35 @@ func TestNodeUAAnonymousTransfer(t *testing.T) {
 		})
 	}
 }
+
+// TestNodeUAAnonymousReadOnly checks Config.AnonymousReadOnly: only
+// RoleOperator users may write then.
+func TestNodeUAAnonymousReadOnly(t *testing.T) {
+	t.Parallel()
+	srv := nodeua.Start(t, nodeua.Config{AnonymousReadOnly: true, GeneratedNodes: 1})
+	ep := endpoint(t, srv, "None", ua.MessageSecurityModeNone)
+	for _, tc := range []struct {
+		name string
+		opts []opcua.Option
+		want ua.StatusCode
+	}{
+		{"anonymous", []opcua.Option{opcua.AuthAnonymous(), opcua.SecurityFromEndpoint(ep, ua.UserTokenTypeAnonymous)}, ua.StatusBadUserAccessDenied},
+		{"reader", []opcua.Option{opcua.AuthUsername(nodeua.ReaderUser, nodeua.ReaderPassword), opcua.SecurityFromEndpoint(ep, ua.UserTokenTypeUserName)}, ua.StatusBadUserAccessDenied},
+		{"operator", []opcua.Option{opcua.AuthUsername(nodeua.OperatorUser, nodeua.OperatorPassword), opcua.SecurityFromEndpoint(ep, ua.UserTokenTypeUserName)}, ua.StatusOK},
+	} {
+		c := dial(t, srv, "None", ua.MessageSecurityModeNone, tc.opts...)
+		for _, node := range []string{nodeua.NodeMotor1Speed, "Types.Double", nodeua.GenNode(0)} {
+			v := ua.MustVariant(2.5)
+			if node == nodeua.GenNode(0) {
+				v = ua.MustVariant(int32(5))
+			}
+			if st := write(t, c, srv.NodeID(node), v); st != tc.want {
+				t.Errorf("%s writes %s: %v, want %v", tc.name, node, st, tc.want)
+			}
+		}
+		// Reading stays allowed for everybody.
+		if dv := readValues(t, c, srv.NodeID(nodeua.NodeMotor1Speed))[0]; dv.Status != ua.StatusOK {
+			t.Errorf("%s reads Speed: %v", tc.name, dv.Status)
+		}
+	}
+}

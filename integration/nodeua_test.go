@@ -423,6 +423,20 @@ func TestNodeUASecurityAndUsers(t *testing.T) {
 		}
 	}
 
+	t.Run("None/username", func(t *testing.T) {
+		// Over a None channel the password is encrypted with the user token
+		// policy's own security policy.
+		ep := endpoint(t, srv, "None", ua.MessageSecurityModeNone)
+		c := dial(t, srv, "None", ua.MessageSecurityModeNone,
+			opcua.AuthUsername(nodeua.ReaderUser, nodeua.ReaderPassword), opcua.SecurityFromEndpoint(ep, ua.UserTokenTypeUserName))
+		if st := write(t, c, srv.NodeID(nodeua.NodeOperatorOnly), ua.MustVariant(12.5)); st != ua.StatusBadUserAccessDenied {
+			t.Errorf("reader over None writes OperatorOnly: %v, want BadUserAccessDenied", st)
+		}
+		if st := write(t, c, srv.NodeID(nodeua.NodeMotor1Speed), ua.MustVariant(12.5)); st != ua.StatusOK {
+			t.Errorf("reader over None writes Speed: %v, want Good (anonymous may write it)", st)
+		}
+	})
+
 	t.Run("untrusted client certificate", func(t *testing.T) {
 		stranger := newTestCert(t, "stranger", "urn:rcbridge:test:stranger")
 		ep := endpoint(t, srv, "Basic256Sha256", ua.MessageSecurityModeSignAndEncrypt)
