@@ -3,10 +3,16 @@
 package integration
 
 import (
+	"bytes"
 	"context"
+	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"os"
+	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -29,6 +35,7 @@ func dialAnonymous(t *testing.T, srv *nodeua.Server) *opcua.Client {
 // TestNodeUACounterEveryChange subscribes to the 10 ms Counter with a
 // sampling interval of 0 and checks that every value arrives, in order.
 func TestNodeUACounterEveryChange(t *testing.T) {
+	t.Parallel()
 	srv := nodeua.Start(t, nodeua.Config{})
 	c := dialAnonymous(t, srv)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -78,6 +85,7 @@ func TestNodeUACounterEveryChange(t *testing.T) {
 // TestNodeUAOperationLimits checks that configured limits are advertised
 // and enforced.
 func TestNodeUAOperationLimits(t *testing.T) {
+	t.Parallel()
 	srv := nodeua.Start(t, nodeua.Config{
 		GeneratedNodes:  10,
 		OperationLimits: nodeua.OperationLimits{MaxNodesPerRead: 5, MaxMonitoredItemsPerCall: 3},
@@ -103,6 +111,7 @@ func TestNodeUAOperationLimits(t *testing.T) {
 // backoff), drops the server's sockets with DropConnections and measures
 // how soon the server dials again.
 func TestNodeUADropReverseConnection(t *testing.T) {
+	t.Parallel()
 	ln, clientURL := listen(t)
 	const delay = 100 * time.Millisecond
 	srv := nodeua.Start(t, nodeua.Config{
@@ -141,4 +150,106 @@ func TestNodeUADropReverseConnection(t *testing.T) {
 		}
 	}
 	conn.Close()
+}
+
+// TestNodeUACertificate checks the generated server certificate, with an
+// ApplicationUri in it that differs from the server's on purpose.
+func TestNodeUACertificate(t *testing.T) {
+	t.Parallel()
+	srv := nodeua.Start(t, nodeua.Config{Hostname: "plc.invalid", CertApplicationURI: "urn:rcbridge:test:impostor"})
+	cert, err := x509.ParseCertificate(srv.CertificateDER())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cert.URIs) != 1 || cert.URIs[0].String() != "urn:rcbridge:test:impostor" {
+		t.Errorf("certificate URIs %v, want [urn:rcbridge:test:impostor]", cert.URIs)
+	}
+	if srv.ApplicationURI() != nodeua.DefaultApplicationURI {
+		t.Errorf("ApplicationURI %q, want %q", srv.ApplicationURI(), nodeua.DefaultApplicationURI)
+	}
+	if !slices.Contains(cert.DNSNames, "plc.invalid") || !slices.Contains(cert.DNSNames, "localhost") {
+		t.Errorf("certificate DNS names %v lack plc.invalid or localhost", cert.DNSNames)
+	}
+	if len(cert.IPAddresses) != 1 || !cert.IPAddresses[0].Equal(net.IPv4(127, 0, 0, 1)) {
+		t.Errorf("certificate IP addresses %v, want [127.0.0.1]", cert.IPAddresses)
+	}
+	pem, err := os.ReadFile(srv.CertFile())
+	if err != nil || !strings.Contains(string(pem), "BEGIN CERTIFICATE") {
+		t.Errorf("CertFile %s: %v, PEM %t", srv.CertFile(), err, strings.Contains(string(pem), "BEGIN CERTIFICATE"))
+	}
+	// The endpoint hands out the same certificate.
+	ep := endpoint(t, srv, "Basic256Sha256", ua.MessageSecurityModeSignAndEncrypt)
+	if !bytes.Equal(ep.ServerCertificate, srv.CertificateDER()) {
+		t.Error("endpoint certificate differs from CertificateDER")
+	}
+	if ep.Server.ApplicationURI != nodeua.DefaultApplicationURI {
+		t.Errorf("endpoint ApplicationUri %q", ep.Server.ApplicationURI)
+	}
+}
+
+// TestNodeUAAnonymousTransfer checks Config.AllowAnonymousTransferOnNone:
+// a second anonymous session on a None channel asks to take over the
+// first session's subscription.
+func TestNodeUAAnonymousTransfer(t *testing.T) {
+	t.Parallel()
+	for _, allow := range []bool{false, true} {
+		t.Run(fmt.Sprintf("allow=%t", allow), func(t *testing.T) {
+			t.Parallel()
+			srv := nodeua.Start(t, nodeua.Config{AllowAnonymousTransferOnNone: allow})
+			a, b := dialAnonymous(t, srv), dialAnonymous(t, srv)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			sub, err := a.Subscribe(ctx, &opcua.SubscriptionParameters{Interval: 100 * time.Millisecond}, make(chan *opcua.PublishNotificationData, 16))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var res *ua.TransferSubscriptionsResponse
+			err = b.Send(ctx, &ua.TransferSubscriptionsRequest{SubscriptionIDs: []uint32{sub.SubscriptionID}}, func(r ua.Response) error {
+				res = r.(*ua.TransferSubscriptionsResponse)
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := ua.StatusBadUserAccessDenied
+			if allow {
+				want = ua.StatusOK
+			}
+			if len(res.Results) != 1 || res.Results[0].StatusCode != want {
+				t.Fatalf("TransferSubscriptions results %+v, want %v", res.Results, want)
+			}
+		})
+	}
+}
+
+// TestNodeUAAnonymousReadOnly checks Config.AnonymousReadOnly: only
+// RoleOperator users may write then.
+func TestNodeUAAnonymousReadOnly(t *testing.T) {
+	t.Parallel()
+	srv := nodeua.Start(t, nodeua.Config{AnonymousReadOnly: true, GeneratedNodes: 1})
+	ep := endpoint(t, srv, "None", ua.MessageSecurityModeNone)
+	for _, tc := range []struct {
+		name string
+		opts []opcua.Option
+		want ua.StatusCode
+	}{
+		{"anonymous", []opcua.Option{opcua.AuthAnonymous(), opcua.SecurityFromEndpoint(ep, ua.UserTokenTypeAnonymous)}, ua.StatusBadUserAccessDenied},
+		{"reader", []opcua.Option{opcua.AuthUsername(nodeua.ReaderUser, nodeua.ReaderPassword), opcua.SecurityFromEndpoint(ep, ua.UserTokenTypeUserName)}, ua.StatusBadUserAccessDenied},
+		{"operator", []opcua.Option{opcua.AuthUsername(nodeua.OperatorUser, nodeua.OperatorPassword), opcua.SecurityFromEndpoint(ep, ua.UserTokenTypeUserName)}, ua.StatusOK},
+	} {
+		c := dial(t, srv, "None", ua.MessageSecurityModeNone, tc.opts...)
+		for _, node := range []string{nodeua.NodeMotor1Speed, "Types.Double", nodeua.GenNode(0)} {
+			v := ua.MustVariant(2.5)
+			if node == nodeua.GenNode(0) {
+				v = ua.MustVariant(int32(5))
+			}
+			if st := write(t, c, srv.NodeID(node), v); st != tc.want {
+				t.Errorf("%s writes %s: %v, want %v", tc.name, node, st, tc.want)
+			}
+		}
+		// Reading stays allowed for everybody.
+		if dv := readValues(t, c, srv.NodeID(nodeua.NodeMotor1Speed))[0]; dv.Status != ua.StatusOK {
+			t.Errorf("%s reads Speed: %v", tc.name, dv.Status)
+		}
+	}
 }

@@ -55,30 +55,39 @@ func acceptHello(t *testing.T, ln net.Listener, timeout time.Duration) (net.Conn
 	return conn, h
 }
 
+// TestNodeUAReverseHello points the server at two plain listeners and reads
+// the RHE each receives.
 func TestNodeUAReverseHello(t *testing.T) {
-	ln, clientURL := listen(t)
+	t.Parallel()
+	ln1, clientURL1 := listen(t)
+	ln2, clientURL2 := listen(t)
 	begin := time.Now()
 	srv := nodeua.Start(t, nodeua.Config{
 		ApplicationURI: "urn:rcbridge:test:rhe",
 		Hostname:       "plc.invalid",
-		ReverseConnect: &nodeua.ReverseConnect{ClientURLs: []string{clientURL}},
+		ReverseConnect: &nodeua.ReverseConnect{ClientURLs: []string{clientURL1, clientURL2}},
 	})
 	t.Logf("server ready in %v (server-side %v)", time.Since(begin), srv.StartupTime())
 
-	conn, h := acceptHello(t, ln, 10*time.Second)
-	defer conn.Close()
-	if h.ServerURI != "urn:rcbridge:test:rhe" {
-		t.Errorf("ServerUri = %q, want %q", h.ServerURI, "urn:rcbridge:test:rhe")
-	}
 	want := fmt.Sprintf("opc.tcp://plc.invalid:%d", srv.Port())
-	if h.EndpointURL != want || srv.EndpointURL() != want {
-		t.Errorf("EndpointUrl = %q (harness says %q), want %q", h.EndpointURL, srv.EndpointURL(), want)
+	if srv.EndpointURL() != want {
+		t.Errorf("harness EndpointURL = %q, want %q", srv.EndpointURL(), want)
 	}
-	// The server sends nothing after the RHE until it gets a HEL.
-	_ = conn.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
-	var b [1]byte
-	if n, err := conn.Read(b[:]); n != 0 || !isTimeout(err) {
-		t.Errorf("after the RHE: read %d bytes, err %v; want a timeout", n, err)
+	for _, ln := range []net.Listener{ln1, ln2} {
+		conn, h := acceptHello(t, ln, 10*time.Second)
+		defer conn.Close()
+		if h.ServerURI != "urn:rcbridge:test:rhe" {
+			t.Errorf("%v: ServerUri = %q, want %q", ln.Addr(), h.ServerURI, "urn:rcbridge:test:rhe")
+		}
+		if h.EndpointURL != want {
+			t.Errorf("%v: EndpointUrl = %q, want %q", ln.Addr(), h.EndpointURL, want)
+		}
+		// The server sends nothing after the RHE until it gets a HEL.
+		_ = conn.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		var b [1]byte
+		if n, err := conn.Read(b[:]); n != 0 || !isTimeout(err) {
+			t.Errorf("%v: after the RHE: read %d bytes, err %v; want a timeout", ln.Addr(), n, err)
+		}
 	}
 }
 
@@ -93,6 +102,7 @@ func isTimeout(err error) bool {
 // about 1 s later, and re-dials ReconnectDelay after that close, doubling
 // the delay on every rejection up to MaxReconnectDelay.
 func TestNodeUARedialBackoff(t *testing.T) {
+	t.Parallel()
 	ln, clientURL := listen(t)
 	const delay = 200 * time.Millisecond
 	srv := nodeua.Start(t, nodeua.Config{
@@ -153,16 +163,9 @@ func TestNodeUARedialBackoff(t *testing.T) {
 // dial connects gopcua's ordinary (dialing) client to the server.
 func dial(t *testing.T, srv *nodeua.Server, policy string, mode ua.MessageSecurityMode, opts ...opcua.Option) *opcua.Client {
 	t.Helper()
+	ep := endpoint(t, srv, policy, mode)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	eps, err := opcua.GetEndpoints(ctx, srv.DialURL())
-	if err != nil {
-		t.Fatalf("GetEndpoints: %v", err)
-	}
-	ep, err := opcua.SelectEndpoint(eps, "http://opcfoundation.org/UA/SecurityPolicy#"+policy, mode)
-	if err != nil {
-		t.Fatalf("SelectEndpoint %s/%v: %v", policy, mode, err)
-	}
 	c, err := opcua.NewClient(srv.DialURL(), append([]opcua.Option{
 		opcua.SecurityPolicy(ep.SecurityPolicyURI),
 		opcua.SecurityMode(mode),
@@ -237,6 +240,7 @@ func write(t *testing.T, c *opcua.Client, id *ua.NodeID, v *ua.Variant) ua.Statu
 }
 
 func TestNodeUAAddressSpace(t *testing.T) {
+	t.Parallel()
 	srv := nodeua.Start(t, nodeua.Config{Hostname: "plc.invalid", GeneratedNodes: 3})
 	c := dial(t, srv, "None", ua.MessageSecurityModeNone, opcua.AuthAnonymous(),
 		opcua.SecurityFromEndpoint(endpoint(t, srv, "None", ua.MessageSecurityModeNone), ua.UserTokenTypeAnonymous))
@@ -385,6 +389,7 @@ func TestNodeUAAddressSpace(t *testing.T) {
 // TestNodeUASecurityAndUsers checks every secure policy/mode with
 // username identities and the server certificate the harness reports.
 func TestNodeUASecurityAndUsers(t *testing.T) {
+	t.Parallel()
 	const appURI = "urn:rcbridge:test:client"
 	client := newTestCert(t, "rcbridge test client", appURI)
 	srv := nodeua.Start(t, nodeua.Config{
@@ -417,6 +422,20 @@ func TestNodeUASecurityAndUsers(t *testing.T) {
 			})
 		}
 	}
+
+	t.Run("None/username", func(t *testing.T) {
+		// Over a None channel the password is encrypted with the user token
+		// policy's own security policy.
+		ep := endpoint(t, srv, "None", ua.MessageSecurityModeNone)
+		c := dial(t, srv, "None", ua.MessageSecurityModeNone,
+			opcua.AuthUsername(nodeua.ReaderUser, nodeua.ReaderPassword), opcua.SecurityFromEndpoint(ep, ua.UserTokenTypeUserName))
+		if st := write(t, c, srv.NodeID(nodeua.NodeOperatorOnly), ua.MustVariant(12.5)); st != ua.StatusBadUserAccessDenied {
+			t.Errorf("reader over None writes OperatorOnly: %v, want BadUserAccessDenied", st)
+		}
+		if st := write(t, c, srv.NodeID(nodeua.NodeMotor1Speed), ua.MustVariant(12.5)); st != ua.StatusOK {
+			t.Errorf("reader over None writes Speed: %v, want Good (anonymous may write it)", st)
+		}
+	})
 
 	t.Run("untrusted client certificate", func(t *testing.T) {
 		stranger := newTestCert(t, "stranger", "urn:rcbridge:test:stranger")
@@ -463,6 +482,7 @@ func TestNodeUASecurityAndUsers(t *testing.T) {
 
 // TestNodeUAX509User logs in with an X.509 user certificate.
 func TestNodeUAX509User(t *testing.T) {
+	t.Parallel()
 	const appURI = "urn:rcbridge:test:client"
 	client := newTestCert(t, "rcbridge test client", appURI)
 	user := newTestCert(t, "x509-operator", "")
@@ -483,6 +503,7 @@ func TestNodeUAX509User(t *testing.T) {
 // TestNodeUALifecycle covers Restart, Kill, Pause and the control channel
 // after the process is gone.
 func TestNodeUALifecycle(t *testing.T) {
+	t.Parallel()
 	srv := nodeua.Start(t, nodeua.Config{CounterStart: 1000})
 	port, cert := srv.Port(), srv.CertificateDER()
 	if err := srv.Set(nodeua.NodeMotor1Speed, 99.0); err != nil {

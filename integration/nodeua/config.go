@@ -151,6 +151,11 @@ type Config struct {
 	// NamespaceURI is the URI of the namespace holding the test nodes.
 	// Default DefaultNamespaceURI.
 	NamespaceURI string
+	// CertApplicationURI is the URI put into the server certificate when it
+	// is generated; empty means ApplicationURI. Set it to something else to
+	// test a client's ApplicationUri check (the server still announces
+	// ApplicationURI in its RHE and ApplicationDescription).
+	CertApplicationURI string
 
 	// ReverseConnect, when non-nil, makes the server dial out.
 	ReverseConnect *ReverseConnect
@@ -182,6 +187,11 @@ type Config struct {
 	Users []User
 	// X509Users are the accepted X.509 user identities.
 	X509Users []X509User
+	// AllowAnonymousTransferOnNone lets an anonymous session on a None
+	// channel take over another anonymous session's subscriptions with
+	// TransferSubscriptions. node-opcua refuses that by default, as Part 4
+	// §5.13.7 asks (BadUserAccessDenied).
+	AllowAnonymousTransferOnNone bool
 
 	// CounterInterval is how often the Counter node increments; 0 means
 	// DefaultCounterInterval, negative stops the counter.
@@ -200,6 +210,10 @@ type Config struct {
 	// which node-opcua also enforces.
 	OperationLimits OperationLimits
 	Capabilities    Capabilities
+
+	// MaxChannels caps the concurrent secure channels of the endpoint
+	// (node-opcua's maxConnectionsPerEndpoint); 0 means 100.
+	MaxChannels int
 
 	// PKIDir is the server's PKI directory (server/ and user/ stores). Empty
 	// means a fresh directory under t.TempDir(). Restart keeps it, and with
@@ -245,6 +259,8 @@ type serverConfig struct {
 	OperationLimits           OperationLimits `json:"operationLimits"`
 	Capabilities              Capabilities    `json:"capabilities"`
 	MaxConnectionsPerEndpoint int             `json:"maxConnectionsPerEndpoint"`
+	CertApplicationURI        string          `json:"certApplicationUri,omitempty"`
+	AllowAnonymousTransfer    bool            `json:"allowAnonymousTransferOnNone"`
 }
 
 type reverseJSON struct {
@@ -314,6 +330,9 @@ func (c *Config) validate() error {
 		if _, err := commonName(u.Certificate); err != nil {
 			errs = append(errs, fmt.Errorf("%w: X509Users[%d].Certificate: %w", ErrConfig, i, err))
 		}
+	}
+	if c.MaxChannels < 0 {
+		errs = append(errs, fmt.Errorf("%w: MaxChannels %d", ErrConfig, c.MaxChannels))
 	}
 	if rc := c.ReverseConnect; rc != nil && len(rc.ClientURLs) == 0 {
 		errs = append(errs, fmt.Errorf("%w: ReverseConnect.ClientURLs empty", ErrConfig))

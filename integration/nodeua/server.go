@@ -178,7 +178,9 @@ func (s *Server) jsonConfig(port int) (serverConfig, error) {
 		GeneratedNodes:            c.GeneratedNodes,
 		OperationLimits:           c.OperationLimits,
 		Capabilities:              c.Capabilities,
-		MaxConnectionsPerEndpoint: 100,
+		MaxConnectionsPerEndpoint: or(c.MaxChannels, 100),
+		CertApplicationURI:        c.CertApplicationURI,
+		AllowAnonymousTransfer:    c.AllowAnonymousTransferOnNone,
 	}
 	if c.CounterInterval < 0 {
 		sc.CounterIntervalMS = 0

@@ -94,7 +94,8 @@ const KNOWN_KEYS = new Set([
     "reverseConnect", "securityPolicies", "securityModes", "autoAcceptClientCerts",
     "trustedClientCerts", "allowAnonymous", "anonymousWrite", "users", "x509Users",
     "namespaceUri", "counterIntervalMs", "counterStart", "minSampleRateMs", "generatedNodes",
-    "operationLimits", "capabilities", "maxConnectionsPerEndpoint", "helloTimeoutMs"
+    "operationLimits", "capabilities", "maxConnectionsPerEndpoint", "helloTimeoutMs",
+    "certApplicationUri", "allowAnonymousTransferOnNone"
 ]);
 const CAPABILITY_KEYS = new Set([
     "maxSessions", "maxSubscriptions", "maxMonitoredItems", "maxSubscriptionsPerSession",
@@ -152,7 +153,9 @@ function normalize(raw) {
         operationLimits: raw.operationLimits || {},
         capabilities: raw.capabilities || {},
         maxConnectionsPerEndpoint: raw.maxConnectionsPerEndpoint ?? 100,
-        helloTimeoutMs: raw.helloTimeoutMs ?? 10000
+        helloTimeoutMs: raw.helloTimeoutMs ?? 10000,
+        certApplicationUri: raw.certApplicationUri || raw.applicationUri || "urn:rcbridge:test:server",
+        allowAnonymousTransferOnNone: raw.allowAnonymousTransferOnNone ?? false
     };
     for (const p of cfg.securityPolicies) {
         if (!["None", "Basic256Sha256", "Aes128_Sha256_RsaOaep", "Aes256_Sha256_RsaPss"].includes(p)) {
@@ -217,7 +220,7 @@ async function preparePKI(cfg) {
         const t0 = Date.now();
         const dns = [...new Set([cfg.hostname, "localhost", os.hostname()])].sort();
         await serverCM.createSelfSignedCertificate({
-            applicationUri: cfg.applicationUri,
+            applicationUri: cfg.certApplicationUri,
             dns,
             ip: ["127.0.0.1"],
             outputFile: certFile,
@@ -231,6 +234,14 @@ async function preparePKI(cfg) {
     const derFile = path.join(serverDir, "own", "certs", "certificate.der");
     fs.writeFileSync(derFile, der);
 
+    // The user store never uses a key of its own, but initialize() would
+    // generate one: give it the server's instead of paying for a second
+    // RSA key generation.
+    const userKey = path.join(userDir, "own", "private", "private_key.pem");
+    if (!fs.existsSync(userKey)) {
+        fs.mkdirSync(path.dirname(userKey), { recursive: true });
+        fs.copyFileSync(path.join(serverDir, "own", "private", "private_key.pem"), userKey);
+    }
     const userCM = new OPCUACertificateManager({
         name: "user",
         rootFolder: userDir,
@@ -420,7 +431,9 @@ const cfg = normalize(input.config ?? input);
 const started = Date.now();
 MonitoredItem.minimumSamplingInterval = Math.max(1, cfg.minSampleRateMs);
 
+log(`node-opcua loaded in ${Math.round(performance.now())} ms after process start`);
 const pki = await preparePKI(cfg);
+log(`PKI ready after ${Date.now() - started} ms`);
 
 const userRoles = new Map();
 const passwords = new Map();
@@ -452,6 +465,7 @@ const serverOptions = {
     maxConnectionsPerEndpoint: cfg.maxConnectionsPerEndpoint,
     timeout: cfg.helloTimeoutMs,
     isAuditing: false,
+    allowAnonymousSubscriptionTransferOnUnsecuredChannel: cfg.allowAnonymousTransferOnNone,
     serverCapabilities: {
         ...cfg.capabilities,
         minSupportedSampleRate: cfg.minSampleRateMs,
@@ -475,6 +489,7 @@ if (cfg.reverseConnect && (cfg.reverseConnect.clients || []).length > 0) {
 
 const server = new OPCUAServer(serverOptions);
 await server.initialize();
+log(`server initialized after ${Date.now() - started} ms`);
 const space = buildAddressSpace(server, cfg);
 
 server.on("create_session", (s) => log(`session created: ${s.sessionName}`));
@@ -507,12 +522,14 @@ async function shutdown(code) {
         return;
     }
     stopping = true;
+    const t0 = Date.now();
     space.stop();
     try {
         await server.shutdown(0);
     } catch (err) {
         log("shutdown error:", err.message);
     }
+    log(`shut down in ${Date.now() - t0} ms`);
     send({ event: "stopped" });
     process.exit(code);
 }
