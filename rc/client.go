@@ -31,15 +31,16 @@ var ErrUnexpectedResponse = errors.New("rc: unexpected response")
 // ua.StatusCode and leaves the client usable; only a network failure ends
 // the connection (see Done).
 type Client struct {
-	cfg       *ClientConfig
+	f         *Factory
+	cfg       *ClientConfig // f.cfg
 	log       *slog.Logger
 	serverURI string
 	endpoint  string
 
-	ch      atomic.Pointer[channel]
-	sess    sessionState
-	closed  atomic.Bool
-	closeMu sync.Mutex
+	ch     atomic.Pointer[channel]
+	sess   sessionState
+	closed atomic.Bool
+	lifeMu sync.Mutex // serializes Close and Resume
 
 	infoMu     sync.RWMutex
 	namespaces []string
@@ -83,8 +84,8 @@ func (c *Client) Err() error {
 // the socket is closed regardless. Close returns when every goroutine of
 // the client has returned. Calling Close again returns nil.
 func (c *Client) Close(ctx context.Context) error {
-	c.closeMu.Lock()
-	defer c.closeMu.Unlock()
+	c.lifeMu.Lock()
+	defer c.lifeMu.Unlock()
 	if c.closed.Swap(true) {
 		return nil
 	}
@@ -110,10 +111,17 @@ func (c *Client) closeWithSession(ctx context.Context) error {
 	return nil
 }
 
-// call sends req and returns the response as T. See send.
+// call sends req on the current channel and returns the response as T.
+// See send.
 func call[T ua.Response](ctx context.Context, c *Client, req ua.Request) (T, error) {
+	return callOn[T](ctx, c, c.ch.Load(), req)
+}
+
+// callOn is call on a given channel, for setting up a channel that is not
+// the current one yet.
+func callOn[T ua.Response](ctx context.Context, c *Client, ch *channel, req ua.Request) (T, error) {
 	var zero T
-	resp, err := c.send(ctx, req)
+	resp, err := c.send(ctx, ch, req)
 	if err != nil {
 		return zero, err
 	}
@@ -124,15 +132,14 @@ func call[T ua.Response](ctx context.Context, c *Client, req ua.Request) (T, err
 	return r, nil
 }
 
-// send sends req on the current channel with the session's authentication
-// token and waits for the response within ctx's deadline, or
-// RequestTimeout when ctx has none.
+// send sends req on ch with the session's authentication token and waits
+// for the response within ctx's deadline, or RequestTimeout when ctx has
+// none.
 //
 // Error classes: a Bad ServiceResult (or ServiceFault) wraps the
 // ua.StatusCode and leaves the channel up; ctx expiry wraps ctx.Err(); a
 // network failure ends the channel and wraps ErrConnectionLost.
-func (c *Client) send(ctx context.Context, req ua.Request) (_ ua.Response, err error) {
-	ch := c.ch.Load()
+func (c *Client) send(ctx context.Context, ch *channel, req ua.Request) (_ ua.Response, err error) {
 	if ch == nil {
 		return nil, fmt.Errorf("rc: %s: %w", serviceName(req), ErrClosed)
 	}

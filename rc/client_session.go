@@ -53,9 +53,10 @@ func (s *sessionState) token() *ua.NodeID {
 	return s.authToken
 }
 
-// createSession runs CreateSession (Part 4, 5.6.2) and checks the server's
-// answer. discovered are endpoints from GetEndpoints, if any.
-func (c *Client) createSession(ctx context.Context, ch *channel, discovered []*ua.EndpointDescription) error {
+// createSession runs CreateSession (Part 4, 5.6.2) on ch for the server's
+// endpointURL and checks the server's answer. discovered are endpoints from
+// GetEndpoints, if any.
+func (c *Client) createSession(ctx context.Context, ch *channel, endpointURL string, discovered []*ua.EndpointDescription) error {
 	nonce := make([]byte, nonceLength)
 	if _, err := rand.Read(nonce); err != nil {
 		return fmt.Errorf("rc: session nonce: %w", err)
@@ -68,7 +69,7 @@ func (c *Client) createSession(ctx context.Context, ch *channel, discovered []*u
 			ApplicationType: ua.ApplicationTypeClient,
 		},
 		ServerURI:               c.serverURI,
-		EndpointURL:             c.endpoint,
+		EndpointURL:             endpointURL,
 		SessionName:             c.cfg.SessionName,
 		ClientNonce:             nonce,
 		RequestedSessionTimeout: float64(c.cfg.SessionTimeout / time.Millisecond),
@@ -78,7 +79,7 @@ func (c *Client) createSession(ctx context.Context, ch *channel, discovered []*u
 	if secure {
 		req.ClientCertificate = c.cfg.KeyPair.Certificate
 	}
-	res, err := call[*ua.CreateSessionResponse](ctx, c, req)
+	res, err := callOn[*ua.CreateSessionResponse](ctx, c, ch, req)
 	if err != nil {
 		return err
 	}
@@ -213,7 +214,7 @@ func (c *Client) activateSession(ctx context.Context, ch *channel) error {
 		UserIdentityToken:  ua.NewExtensionObject(token),
 		UserTokenSignature: tokenSig,
 	}
-	res, err := call[*ua.ActivateSessionResponse](ctx, c, req)
+	res, err := callOn[*ua.ActivateSessionResponse](ctx, c, ch, req)
 	if err != nil {
 		return err
 	}

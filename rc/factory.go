@@ -362,13 +362,14 @@ func (f *Factory) Build(ctx context.Context, s *Session) (*Client, error) {
 		return nil, wrap(err)
 	}
 	c := &Client{
+		f:         f,
 		cfg:       &f.cfg,
 		log:       log,
 		serverURI: s.ServerURI,
 		endpoint:  s.EndpointURL,
 	}
 	c.ch.Store(ch)
-	if err := c.createSession(ctx, ch, p.endpoints); err != nil {
+	if err := c.createSession(ctx, ch, s.EndpointURL, p.endpoints); err != nil {
 		ch.close(ctx)
 		return nil, wrap(err)
 	}
@@ -410,7 +411,7 @@ func (f *Factory) discover(ctx context.Context, s *Session, tcp *net.TCPConn, lo
 	if err != nil {
 		return fmt.Errorf("discovery: %w", err)
 	}
-	c := &Client{cfg: &f.cfg, log: log, serverURI: s.ServerURI, endpoint: s.EndpointURL}
+	c := &Client{f: f, cfg: &f.cfg, log: log, serverURI: s.ServerURI, endpoint: s.EndpointURL}
 	c.ch.Store(ch)
 	res, err := call[*ua.GetEndpointsResponse](ctx, c, &ua.GetEndpointsRequest{EndpointURL: s.EndpointURL})
 	ch.close(ctx)
