@@ -446,3 +446,75 @@ func TestClientNodeUALimits(t *testing.T) {
 		t.Fatalf("Browse of %d nodes: %v", len(descs), err)
 	}
 }
+
+// TestClientNodeUAResume moves a session to the server's next reverse
+// connection after the socket dropped, and creates a new one after a server
+// restart.
+func TestClientNodeUAResume(t *testing.T) {
+	kp := clientKeyPair(t)
+	srv := startReverse(t, nodeua.Config{})
+	pinned := map[string][]byte{srv.ApplicationURI(): srv.CertificateDER()}
+	for _, tc := range []struct {
+		name string
+		cfg  rc.ClientConfig
+	}{
+		{"None/Anonymous", rc.ClientConfig{}},
+		{"Basic256Sha256/SignAndEncrypt/Operator", rc.ClientConfig{
+			SecurityPolicy: rc.SecurityPolicyBasic256Sha256, SecurityMode: rc.SecurityModeSignAndEncrypt, KeyPair: kp,
+			Trust:    rc.TrustConfig{Pinned: pinned},
+			Identity: rc.UserNameIdentity(nodeua.OperatorUser, rc.NewSecret(nodeua.OperatorPassword)),
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := srv.build(t, factory(t, tc.cfg))
+			id0 := c.SessionID()
+			for i := range 3 {
+				if n, err := srv.DropConnections(); err != nil || n == 0 {
+					t.Fatalf("DropConnections = %d, %v", n, err)
+				}
+				select {
+				case <-c.Done():
+				case <-time.After(10 * time.Second):
+					t.Fatal("the drop went unnoticed")
+				}
+				outcome, err := c.Resume(ctx10s(t), srv.accept(t))
+				if err != nil || outcome != rc.SessionResumed {
+					t.Fatalf("Resume %d = %v, %v; want resumed", i, outcome, err)
+				}
+				if !c.SessionID().Equal(id0) {
+					t.Fatalf("session id changed")
+				}
+				st, err := c.WriteValue(ctx10s(t), srv.NodeID(nodeua.NodeMotor1Speed), ua.MustVariant(float64(1000+i)))
+				if err != nil || st != ua.StatusOK {
+					t.Fatalf("write after resume: %v, %v", st, err)
+				}
+			}
+			if stats, err := srv.Stats(); err != nil || stats.Sessions != 1 {
+				t.Errorf("server stats %+v, %v; want exactly one session", stats, err)
+			}
+		})
+	}
+
+	t.Run("ServerRestarted", func(t *testing.T) {
+		c := srv.build(t, factory(t, rc.ClientConfig{}))
+		id0 := c.SessionID()
+		if err := srv.Restart(); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-c.Done():
+		case <-time.After(10 * time.Second):
+			t.Fatal("the restart went unnoticed")
+		}
+		outcome, err := c.Resume(ctx10s(t), srv.accept(t))
+		if err != nil || outcome != rc.SessionRecreated {
+			t.Fatalf("Resume = %v, %v; want recreated", outcome, err)
+		}
+		if c.SessionID().Equal(id0) {
+			t.Error("same session id after a restart")
+		}
+		if _, err := c.ReadValues(ctx10s(t), srv.NodeID(nodeua.NodeMotor1Speed)); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
