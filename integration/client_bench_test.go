@@ -103,3 +103,47 @@ func BenchmarkSessionSetupNodeUA(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkResumeNodeUA measures Client.Resume against node-opcua: from the
+// server's next reverse connection (RHE read) to the session active on it.
+// Dropping the old connection and waiting for the re-dial are not timed.
+func BenchmarkResumeNodeUA(b *testing.B) {
+	kp, err := rc.GenerateKeyPair(rc.CertificateTemplate{ApplicationURI: clientAppURI})
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := startReverse(b, nodeua.Config{CounterInterval: -1})
+	pinned := map[string][]byte{srv.ApplicationURI(): srv.CertificateDER()}
+	for _, tc := range []struct {
+		name string
+		cfg  rc.ClientConfig
+	}{
+		{"None", rc.ClientConfig{}},
+		{"Basic256Sha256-SignAndEncrypt", rc.ClientConfig{
+			SecurityPolicy: rc.SecurityPolicyBasic256Sha256, SecurityMode: rc.SecurityModeSignAndEncrypt,
+			KeyPair: kp, Trust: rc.TrustConfig{Pinned: pinned},
+		}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			c := srv.build(b, factory(b, tc.cfg))
+			b.ReportAllocs()
+			for b.Loop() {
+				b.StopTimer()
+				if _, err := srv.DropConnections(); err != nil {
+					b.Fatal(err)
+				}
+				<-c.Done()
+				s := srv.accept(b)
+				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+				b.StartTimer()
+				outcome, err := c.Resume(ctx, s)
+				b.StopTimer()
+				cancel()
+				if err != nil || outcome != rc.SessionResumed {
+					b.Fatalf("Resume = %v, %v", outcome, err)
+				}
+				b.StartTimer()
+			}
+		})
+	}
+}
