@@ -101,8 +101,9 @@ func (c *Client) ReadValues(ctx context.Context, nodes ...*ua.NodeID) ([]*ua.Dat
 // ReadAttributes reads one attribute of each node.
 func (c *Client) ReadAttributes(ctx context.Context, attr ua.AttributeID, nodes ...*ua.NodeID) ([]*ua.DataValue, error) {
 	req := &ua.ReadRequest{TimestampsToReturn: ua.TimestampsToReturnBoth, NodesToRead: make([]*ua.ReadValueID, len(nodes))}
+	enc := &ua.QualifiedName{} // the default encoding, shared
 	for i, n := range nodes {
-		req.NodesToRead[i] = &ua.ReadValueID{NodeID: n, AttributeID: attr}
+		req.NodesToRead[i] = &ua.ReadValueID{NodeID: n, AttributeID: attr, DataEncoding: enc}
 	}
 	res, err := c.Read(ctx, req)
 	if err != nil {

@@ -24,14 +24,22 @@ func nullNodeID(n *ua.NodeID) *ua.NodeID {
 	return n
 }
 
-// readValueIDs copies nodes with defaults filled in: AttributeID 0 means
-// Value, a nil DataEncoding is the default encoding.
+// readValueIDs returns nodes with defaults filled in: AttributeID 0 means
+// Value, a nil DataEncoding is the default encoding. It copies only when a
+// default is missing, never modifying the caller's values.
 func readValueIDs(nodes []*ua.ReadValueID) ([]*ua.ReadValueID, error) {
-	out := make([]*ua.ReadValueID, len(nodes))
+	complete := true
 	for i, rv := range nodes {
 		if rv == nil || rv.NodeID == nil {
 			return nil, invalid("NodesToRead[%d] has no NodeId", i)
 		}
+		complete = complete && rv.AttributeID != 0 && rv.DataEncoding != nil
+	}
+	if complete {
+		return nodes, nil
+	}
+	out := make([]*ua.ReadValueID, len(nodes))
+	for i, rv := range nodes {
 		cp := *rv
 		if cp.AttributeID == 0 {
 			cp.AttributeID = ua.AttributeIDValue
