@@ -346,6 +346,7 @@ func (f *Factory) Build(ctx context.Context, s *Session) (*Client, error) {
 	if p.discover {
 		return nil, wrap(f.discover(ctx, s, tcp, log))
 	}
+	begin := time.Now()
 	ch, err := openChannel(ctx, tcp, f.channelParams(s.EndpointURL, p.remoteCert), log)
 	if err != nil {
 		switch {
@@ -369,18 +370,23 @@ func (f *Factory) Build(ctx context.Context, s *Session) (*Client, error) {
 		endpoint:  s.EndpointURL,
 	}
 	c.ch.Store(ch)
+	opened := time.Now()
 	if err := c.createSession(ctx, ch, s.EndpointURL, p.endpoints); err != nil {
 		ch.close(ctx)
 		return nil, wrap(err)
 	}
+	created := time.Now()
 	if err := c.activateSession(ctx, ch); err != nil {
 		c.closeWithSession(ctx)
 		return nil, wrap(err)
 	}
+	activated := time.Now()
 	if err := c.loadServerInfo(ctx); err != nil {
 		c.closeWithSession(ctx)
 		return nil, wrap(err)
 	}
+	log.Debug("session setup", "channel", opened.Sub(begin), "create", created.Sub(opened),
+		"activate", activated.Sub(created), "info", time.Since(activated))
 	log.Info("session active", "policy", f.cfg.SecurityPolicy.String(), "mode", f.cfg.SecurityMode.String(),
 		"identity", f.cfg.Identity, "namespaces", len(c.NamespaceArray()))
 	return c, nil
