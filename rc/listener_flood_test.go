@@ -15,6 +15,11 @@ const floodSources = 125
 // openSilent opens n sockets to l that never send a byte, spread round-robin
 // over floodSources loopback addresses, and closes them at cleanup.
 func openSilent(t testing.TB, l *Listener, n int) []*net.TCPConn {
+	return openSlow(t, l, n, nil)
+}
+
+// openSlow is openSilent for sockets that send prefix and then nothing.
+func openSlow(t testing.TB, l *Listener, n int, prefix []byte) []*net.TCPConn {
 	t.Helper()
 	conns := make([]*net.TCPConn, n)
 	errs := make([]error, n)
@@ -23,7 +28,10 @@ func openSilent(t testing.TB, l *Listener, n int) []*net.TCPConn {
 	for d := range dialers {
 		wg.Go(func() {
 			for i := d; i < n; i += dialers {
-				conns[i], errs[i] = dialFromErr(l, fmt.Sprintf("127.0.1.%d", 1+i%floodSources))
+				conns[i], errs[i] = dialFromErr(l, floodSource(i))
+				if errs[i] == nil && len(prefix) > 0 {
+					_, errs[i] = conns[i].Write(prefix)
+				}
 			}
 		})
 	}
@@ -42,6 +50,9 @@ func openSilent(t testing.TB, l *Listener, n int) []*net.TCPConn {
 	}
 	return conns
 }
+
+// floodSource returns the loopback address of the i-th flood socket.
+func floodSource(i int) string { return fmt.Sprintf("127.0.1.%d", 1+i%floodSources) }
 
 // TestListenerFlood holds 1,000 silent sockets open and checks that a
 // legitimate server is still admitted. The first-message deadline is a

@@ -183,6 +183,12 @@ func (l *Listener) pendingStates() map[connState]int {
 	return out
 }
 
+func (l *Listener) poolTotal() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.pool.total
+}
+
 // waitPending waits until the listener holds exactly n pending sockets in
 // state. Dial returns once the kernel accepted the connection, before the
 // accept loop has seen it, hence the wait.
@@ -195,7 +201,7 @@ func waitPending(t testing.TB, l *Listener, state connState, n int) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d pending sockets in state %d, want %d", got, state, n)
+			t.Fatalf("%d pending sockets in state %d, want %d (all states %v, total %d)", got, state, n, l.pendingStates(), l.poolTotal())
 		}
 		time.Sleep(time.Millisecond)
 	}
