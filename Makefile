@@ -16,10 +16,9 @@ build: ## Build the binaries into bin/.
 test: ## Unit and in-process integration tests, race detector on (the CI test command).
 	$(GO) test -race -count=1 -timeout 10m $(PKGS)
 
-npm-deps: ## Install the node-opcua test server's packages from the lock file.
-	@if [ -f $(OPCUA_SERVER_DIR)/package-lock.json ]; then \
-		cd $(OPCUA_SERVER_DIR) && npm ci --no-audit --no-fund --loglevel=error; \
-	fi
+npm-deps: ## Install the node-opcua test server's packages from the lock file (needs Node.js >= 20 and npm).
+	@command -v node >/dev/null && command -v npm >/dev/null || { echo "Node.js and npm are needed by the integration tests (.ci/run installs them)"; exit 1; }
+	cd $(OPCUA_SERVER_DIR) && npm ci --no-audit --no-fund --loglevel=error
 
 test-integration: npm-deps ## End-to-end tests against external peers (node-opcua, mosquitto).
 	@command -v mosquitto >/dev/null || { echo "mosquitto not installed (apt-get install -y mosquitto)"; exit 1; }
