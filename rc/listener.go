@@ -32,7 +32,7 @@ const (
 	errorWriteTimeout = time.Second
 	// closeLinger and maxLingerBytes bound the drain before closing a
 	// rejected socket (see lingerClose).
-	closeLinger    = time.Second
+	closeLinger    = 250 * time.Millisecond
 	maxLingerBytes = 64 << 10
 	// maxAcceptBackoff caps the pause after a failing net.Listener.Accept
 	// (for example when out of file descriptors).
@@ -315,7 +315,13 @@ func (l *Listener) handshake(p *pendingConn) {
 	default:
 		l.rep.report(Event{Kind: EventReceived, Remote: p.remote, ServerURI: h.ServerURI, EndpointURL: h.EndpointURL})
 		if err := validate(l.cfg.Validator, h); err != nil {
-			l.reject(p, Event{Kind: EventRejected, Remote: p.remote, ServerURI: h.ServerURI, EndpointURL: h.EndpointURL, Err: err})
+			// The whole frame was read and a server sends nothing more
+			// before the client's Hello: close at once.
+			l.finish(p)
+			ev := Event{Kind: EventRejected, Remote: p.remote, ServerURI: h.ServerURI, EndpointURL: h.EndpointURL, Err: err, Status: StatusFor(err)}
+			sendError(p.conn, ev.Status, err)
+			_ = p.conn.Close()
+			l.rep.report(ev)
 			return
 		}
 		l.handOff(p, &Session{ServerURI: h.ServerURI, EndpointURL: h.EndpointURL, Conn: p.conn})
@@ -327,7 +333,7 @@ func (l *Listener) handshakeFailed(p *pendingConn, err error) {
 	ev := Event{Kind: EventMalformed, Remote: p.remote, Err: err}
 	switch {
 	case isDecodeError(err):
-		l.reject(p, ev)
+		l.rejectMalformed(p, ev)
 		return
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		ev.Kind = EventTimedOut
@@ -341,9 +347,10 @@ func (l *Listener) handshakeFailed(p *pendingConn, err error) {
 	l.rep.report(ev)
 }
 
-// reject sends the ERR frame for ev.Err and closes p.conn after a bounded
-// drain, during which the socket keeps its pending slot but may be evicted.
-func (l *Listener) reject(p *pendingConn, ev Event) {
+// rejectMalformed sends the ERR frame for ev.Err and closes p.conn after a
+// bounded drain of the rest of the bad frame (see lingerClose), during which
+// the socket keeps its pending slot but may be evicted.
+func (l *Listener) rejectMalformed(p *pendingConn, ev Event) {
 	ev.Status = StatusFor(ev.Err)
 	sendError(p.conn, ev.Status, ev.Err)
 	l.mu.Lock()

@@ -15,8 +15,8 @@ const (
 	// stateAdmitting: ReverseHello received; being validated or waiting for
 	// room in the Accept queue. Not evictable: the server did its part.
 	stateAdmitting
-	// stateClosing: rejected, ERR sent, draining what the peer still sends
-	// before the close (see lingerClose). Evictable, and evicted first: it
+	// stateClosing: malformed first message, ERR sent, draining what the
+	// peer still sends before the close (see lingerClose). Evictable, and evicted first: it
 	// costs nothing to cut short.
 	stateClosing
 )

@@ -316,8 +316,10 @@ func TestListenerClose(t *testing.T) {
 		waitPending(t, l, stateReading, i+1)
 	}
 	lingering := dialFrom(t, l, "")
-	sendHello(t, lingering, Hello{ServerURI: "urn:evil", EndpointURL: testEndpoint})
-	rec.wait(t, EventRejected, 1)
+	if _, err := lingering.Write([]byte("GET / HTTP/1.1\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	rec.wait(t, EventMalformed, 1)
 
 	if err := l.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
@@ -328,7 +330,7 @@ func TestListenerClose(t *testing.T) {
 	for _, c := range append([]*net.TCPConn{queued, waiting}, silent...) {
 		expectError(t, c, ua.StatusBadTCPServerTooBusy)
 	}
-	expectError(t, lingering, ua.StatusBadTCPEndpointURLInvalid)
+	expectError(t, lingering, ua.StatusBadTCPMessageTypeInvalid)
 	if n := len(rec.matching(EventEvicted)); n != 5 {
 		t.Errorf("%d evicted events, want 5", n)
 	}
