@@ -212,14 +212,15 @@ func (l *Listener) Close() error {
 			wake(p.conn)
 		}
 		l.wg.Wait()
-		for {
+		// No goroutine sends to the queue any more: drain it (a racing
+		// Accept may still take a session, which is fine).
+		for drained := false; !drained; {
 			select {
 			case s := <-l.queue:
 				dropSession(l.rep, s, ErrListenerClosed)
-				continue
 			default:
+				drained = true
 			}
-			break
 		}
 	})
 	return l.closeErr
@@ -235,7 +236,7 @@ func (l *Listener) acceptLoop() {
 				return
 			}
 			backoff = min(max(2*backoff, 5*time.Millisecond), maxAcceptBackoff)
-			l.rep.log.Warn("rc: accept failed, pausing", "err", err, "pause", backoff)
+			l.rep.log.Warn("accept failed, pausing", "err", err, "pause", backoff)
 			t := time.NewTimer(backoff)
 			select {
 			case <-l.done:
@@ -267,7 +268,7 @@ func (l *Listener) admit(c *net.TCPConn) {
 	var victim *pendingConn
 	ok := false
 	if !l.closed {
-		refusal = ErrTooBusy
+		refusal = fmt.Errorf("%w: no pending socket can be evicted", ErrTooBusy)
 		victim, ok = l.pool.add(p, l.cfg.MaxPending, l.cfg.MaxPendingPerSource)
 	}
 	if ok {
@@ -276,11 +277,7 @@ func (l *Listener) admit(c *net.TCPConn) {
 	l.mu.Unlock()
 
 	if !ok {
-		err := fmt.Errorf("%w: no pending socket can be evicted", refusal)
-		status := StatusFor(err)
-		sendError(c, status, err)
-		_ = c.Close()
-		l.rep.report(Event{Kind: EventRejected, Remote: remote, Status: status, Err: err})
+		l.rep.refuse(c, Event{Kind: EventRejected, Remote: remote, Err: refusal})
 		return
 	}
 	if victim != nil {
@@ -306,10 +303,7 @@ func (l *Listener) handshake(p *pendingConn) {
 	case evicted != nil:
 		l.finish(p)
 		err := fmt.Errorf("%w: after %v pending", evicted, time.Since(p.since).Round(time.Millisecond))
-		ev := Event{Kind: EventEvicted, Remote: p.remote, Err: err, Status: StatusFor(err)}
-		sendError(p.conn, ev.Status, err)
-		_ = p.conn.Close()
-		l.rep.report(ev)
+		l.rep.refuse(p.conn, Event{Kind: EventEvicted, Remote: p.remote, Err: err})
 	case err != nil:
 		l.handshakeFailed(p, err)
 	default:
@@ -318,10 +312,7 @@ func (l *Listener) handshake(p *pendingConn) {
 			// The whole frame was read and a server sends nothing more
 			// before the client's Hello: close at once.
 			l.finish(p)
-			ev := Event{Kind: EventRejected, Remote: p.remote, ServerURI: h.ServerURI, EndpointURL: h.EndpointURL, Err: err, Status: StatusFor(err)}
-			sendError(p.conn, ev.Status, err)
-			_ = p.conn.Close()
-			l.rep.report(ev)
+			l.rep.refuse(p.conn, Event{Kind: EventRejected, Remote: p.remote, ServerURI: h.ServerURI, EndpointURL: h.EndpointURL, Err: err})
 			return
 		}
 		l.handOff(p, &Session{ServerURI: h.ServerURI, EndpointURL: h.EndpointURL, Conn: p.conn})
@@ -400,13 +391,20 @@ func (l *Listener) finish(p *pendingConn) {
 // dropSession closes an admitted session nobody claimed, with
 // Bad_TcpServerTooBusy, and reports EventDropped.
 func dropSession(rep reporter, s *Session, err error) {
-	ev := Event{Kind: EventDropped, ServerURI: s.ServerURI, EndpointURL: s.EndpointURL, Err: err, Status: StatusFor(err)}
+	ev := Event{Kind: EventDropped, ServerURI: s.ServerURI, EndpointURL: s.EndpointURL, Err: err}
 	if a, ok := s.Conn.RemoteAddr().(*net.TCPAddr); ok {
 		ev.Remote = a.AddrPort()
 	}
-	sendError(s.Conn, ev.Status, err)
-	_ = s.Conn.Close()
-	rep.report(ev)
+	rep.refuse(s.Conn, ev)
+}
+
+// refuse sends the ERR frame for ev.Err (status from StatusFor), closes c
+// and reports ev.
+func (r reporter) refuse(c net.Conn, ev Event) {
+	ev.Status = StatusFor(ev.Err)
+	sendError(c, ev.Status, ev.Err)
+	_ = c.Close()
+	r.report(ev)
 }
 
 // sendError writes an ERR frame with a short deadline; failures are
