@@ -12,8 +12,10 @@ import (
 type EventKind uint8
 
 // The admission events. Every socket the Listener accepts ends in exactly
-// one of Accepted, Rejected, Malformed, TimedOut or Evicted; Received comes
-// before Accepted or Rejected, and Dropped may follow Accepted.
+// one of Accepted, Rejected, Malformed, TimedOut, Evicted or Dropped (an
+// admitted session that found no room in the Accept queue). Received comes
+// first for every decoded ReverseHello. Dropped may also follow Accepted,
+// for a queued session closed by Close or one a Broker never handed out.
 const (
 	// EventReceived: a well-formed ReverseHello arrived (not yet validated).
 	EventReceived EventKind = iota + 1
