@@ -25,8 +25,6 @@ var (
 	// ErrNoMatchingEndpoint means the server offers no endpoint with the
 	// configured security policy and mode.
 	ErrNoMatchingEndpoint = errors.New("rc: server offers no endpoint with the configured security")
-	// ErrInvalidConfig is wrapped by every ClientConfig validation error.
-	ErrInvalidConfig = errors.New("rc: invalid client configuration")
 	// ErrNotTCP means the Session's Conn is not a *net.TCPConn.
 	ErrNotTCP = errors.New("rc: session connection is not a *net.TCPConn")
 )

@@ -8,6 +8,7 @@ import (
 	"go.uber.org/goleak"
 )
 
+// TestMain fails the package's tests if any goroutine outlives them.
 func TestMain(m *testing.M) {
 	// gopcua's server package (behind rctest) logs through the standard
 	// logger; keep test and benchmark output readable.
