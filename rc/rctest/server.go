@@ -83,7 +83,8 @@ type Server struct {
 
 	mu      sync.Mutex
 	conns   map[*Conn]struct{}
-	methods map[string]Method // by object|method node id
+	methods map[string]Method    // by object|method node id
+	writers map[string]WriteFunc // dynamic variables by node id; nil for read-only ones
 	browse  *browsePager
 	closed  bool
 
@@ -144,6 +145,7 @@ func start(opts Options) (*Server, error) {
 		opts:    opts,
 		conns:   make(map[*Conn]struct{}),
 		methods: make(map[string]Method),
+		writers: make(map[string]WriteFunc),
 		browse:  newBrowsePager(),
 	}
 	s.hello = rc.Hello{ServerURI: opts.ServerURI, EndpointURL: opts.EndpointURL}
@@ -191,23 +193,29 @@ func (s *Server) ReadCalls() int { return int(s.reads.Load()) }
 // writable sets CurrentWrite in AccessLevel and UserAccessLevel.
 func (s *Server) AddVariable(name string, value any, writable bool) *ua.NodeID {
 	v := ua.MustVariant(value)
-	access := ua.AccessLevelTypeCurrentRead
-	if writable {
-		access |= ua.AccessLevelTypeCurrentWrite
-	}
 	rank := int32(-1)
 	if t := reflect.TypeOf(value); t.Kind() == reflect.Slice && t.Elem().Kind() != reflect.Uint8 {
 		rank = 1
 	}
 	nid := ua.NewStringNodeID(s.NS.ID(), name)
-	n := s.addNode(nid, ua.NodeClassVariable, name, map[ua.AttributeID]*ua.DataValue{
-		ua.AttributeIDDataType:        server.DataValueFromValue(attrs.DataType(ua.NewNumericNodeID(0, uint32(v.Type())))), // gopcua wants an ExpandedNodeId here
+	n := s.addNode(nid, ua.NodeClassVariable, name, variableAttrs(v.Type(), rank, writable),
+		func() *ua.DataValue { return server.DataValueFromValue(v) })
+	s.NS.Objects().AddRef(n, id.Organizes, true)
+	return nid
+}
+
+// variableAttrs returns the attributes of a variable of a built-in type.
+func variableAttrs(t ua.TypeID, rank int32, writable bool) map[ua.AttributeID]*ua.DataValue {
+	access := ua.AccessLevelTypeCurrentRead
+	if writable {
+		access |= ua.AccessLevelTypeCurrentWrite
+	}
+	return map[ua.AttributeID]*ua.DataValue{
+		ua.AttributeIDDataType:        server.DataValueFromValue(attrs.DataType(ua.NewNumericNodeID(0, uint32(t)))), // gopcua wants an ExpandedNodeId here
 		ua.AttributeIDValueRank:       server.DataValueFromValue(rank),
 		ua.AttributeIDAccessLevel:     server.DataValueFromValue(byte(access)),
 		ua.AttributeIDUserAccessLevel: server.DataValueFromValue(byte(access)),
-	}, func() *ua.DataValue { return server.DataValueFromValue(v) })
-	s.NS.Objects().AddRef(n, id.Organizes, true)
-	return nid
+	}
 }
 
 // AddObject adds an object named name under parent (nil: the namespace's
