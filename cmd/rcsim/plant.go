@@ -32,10 +32,10 @@ type plant struct {
 	start time.Time
 
 	mu          sync.Mutex
-	counters    []int32 // guarded by mu
-	sine        float64 // guarded by mu
-	setPoint    float64 // guarded by mu
-	temperature float64 // guarded by mu
+	counters    []int32   // guarded by mu
+	sine        float64   // guarded by mu
+	setPoint    float64   // guarded by mu
+	temperature float64   // guarded by mu
 	ticked      time.Time // source timestamp of the counters, sine and temperature; guarded by mu
 	setAt       time.Time // source timestamp of the set point; guarded by mu
 

@@ -7,12 +7,19 @@ import (
 
 // Conn is one reverse connection made by Server.Dial: a relay between the
 // client's socket and the gopcua server.
+//
+// The relay dials the gopcua server only once the client has sent its first
+// bytes (its HEL): gopcua's listener runs the HEL/ACK handshake of each
+// socket it accepts before accepting the next, without a deadline, so a
+// relay that dialed early would stall every other connection of the server
+// until its own client spoke.
 type Conn struct {
-	client, server net.Conn
-	onClose        func(*Conn)
+	client  net.Conn
+	onClose func(*Conn)
 
 	mu     sync.Mutex
 	cond   *sync.Cond
+	server net.Conn // nil until the client spoke; guarded by mu
 	frozen bool
 	closed bool
 
@@ -20,16 +27,48 @@ type Conn struct {
 	wg        sync.WaitGroup
 }
 
-func newConn(client, server net.Conn, onClose func(*Conn)) *Conn {
-	c := &Conn{client: client, server: server, onClose: onClose}
+func newConn(client net.Conn, onClose func(*Conn)) *Conn {
+	c := &Conn{client: client, onClose: onClose}
 	c.cond = sync.NewCond(&c.mu)
 	return c
 }
 
-func (c *Conn) start() {
-	c.wg.Add(2)
-	go c.pipe(c.server, c.client)
-	go c.pipe(c.client, c.server)
+// start relays between the client and the server that dial connects to,
+// once the client has sent something.
+func (c *Conn) start(dial func() (net.Conn, error)) {
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		buf := make([]byte, 32<<10)
+		n, err := c.client.Read(buf)
+		if n == 0 {
+			c.Close()
+			return
+		}
+		srv, derr := dial()
+		if derr != nil {
+			c.Close()
+			return
+		}
+		c.mu.Lock()
+		closed := c.closed
+		c.server = srv
+		c.mu.Unlock()
+		if closed {
+			_ = srv.Close()
+			return
+		}
+		if !c.waitThawed() {
+			return
+		}
+		if _, werr := srv.Write(buf[:n]); werr != nil || err != nil {
+			c.Close()
+			return
+		}
+		c.wg.Add(2)
+		go c.pipe(srv, c.client)
+		go c.pipe(c.client, srv)
+	}()
 }
 
 // pipe copies from src to dst until either side fails, holding data back
@@ -87,10 +126,13 @@ func (c *Conn) Close() {
 	c.closeOnce.Do(func() {
 		c.mu.Lock()
 		c.closed = true
+		srv := c.server
 		c.mu.Unlock()
 		c.cond.Broadcast()
 		_ = c.client.Close()
-		_ = c.server.Close()
+		if srv != nil {
+			_ = srv.Close()
+		}
 		if c.onClose != nil {
 			c.onClose(c)
 		}

@@ -9,8 +9,8 @@
 //
 // gopcua's server can only serve connections it accepted on its own
 // listener. Server.Dial therefore works as a relay: it dials the client's
-// listener, sends the ReverseHello, dials the gopcua server on loopback and
-// copies bytes both ways. The relay is test-only and lives here only; the
+// listener, sends the ReverseHello and, once the client sent its Hello,
+// dials the gopcua server on loopback and copies bytes both ways. The relay is test-only and lives here only; the
 // relayed stream is byte for byte what the server sends, and it lets tests
 // freeze or drop a connection at will.
 package rctest
@@ -286,22 +286,25 @@ func (s *Server) DialWith(ctx context.Context, addr string, h rc.Hello) (*Conn, 
 	if err != nil {
 		return nil, err
 	}
-	var d net.Dialer
-	srv, err := d.DialContext(ctx, "tcp", s.addr)
-	if err != nil {
-		client.Close()
-		return nil, fmt.Errorf("rctest: dialing the gopcua server: %w", err)
-	}
-	c := newConn(client, srv, func(c *Conn) {
+	c := s.newConn(client)
+	s.mu.Lock()
+	s.conns[c] = struct{}{}
+	s.mu.Unlock()
+	c.start(s.dialServer)
+	return c, nil
+}
+
+func (s *Server) newConn(client net.Conn) *Conn {
+	return newConn(client, func(c *Conn) {
 		s.mu.Lock()
 		delete(s.conns, c)
 		s.mu.Unlock()
 	})
-	s.mu.Lock()
-	s.conns[c] = struct{}{}
-	s.mu.Unlock()
-	c.start()
-	return c, nil
+}
+
+// dialServer connects to the gopcua server on loopback.
+func (s *Server) dialServer() (net.Conn, error) {
+	return net.DialTimeout("tcp", s.addr, 5*time.Second)
 }
 
 // DialHello dials addr and sends h as a ReverseHello, and returns the
@@ -356,26 +359,16 @@ func (s *Server) acceptDirect(l net.Listener) {
 		if err != nil {
 			return
 		}
-		srv, err := net.Dial("tcp", s.addr)
-		if err != nil {
-			client.Close()
-			continue
-		}
-		c := newConn(client, srv, func(c *Conn) {
-			s.mu.Lock()
-			delete(s.conns, c)
-			s.mu.Unlock()
-		})
+		c := s.newConn(client)
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
 			client.Close()
-			srv.Close()
 			return
 		}
 		s.conns[c] = struct{}{}
 		s.mu.Unlock()
-		c.start()
+		c.start(s.dialServer)
 	}
 }
 

@@ -130,3 +130,44 @@ func TestDialHelloErrors(t *testing.T) {
 		t.Error("dialing a closed port succeeded")
 	}
 }
+
+// TestServerIdleDialDoesNotBlock: a reverse connection whose client has not
+// spoken yet must not hold up the server's other connections (gopcua's
+// listener handshakes one accepted socket at a time, without a deadline).
+func TestServerIdleDialDoesNotBlock(t *testing.T) {
+	srv, err := NewServer(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	var lns [2]net.Listener
+	for i := range lns {
+		if lns[i], err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		defer lns[i].Close()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, ln := range lns {
+		if _, err := srv.Dial(ctx, ln.Addr().String()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	idle, err := lns[0].Accept() // accepted, never speaks
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	conn, err := lns[1].Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := rc.ReadHello(conn, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := read(session(t, conn, h), 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
