@@ -104,6 +104,12 @@ func clientConfig(c config.Client, s config.Server, kp rc.KeyPair, lookupEnv fun
 	if trust.Dir == "" {
 		trust.Dir = c.TrustDir
 	}
+	if trust.Dir != "" {
+		// Created empty on first start, for the administrator to fill.
+		if err := os.MkdirAll(trust.Dir, 0o700); err != nil {
+			return rc.ClientConfig{}, fmt.Errorf("trust_dir: %w", err)
+		}
+	}
 	if s.ServerCertificate != "" {
 		data, err := os.ReadFile(s.ServerCertificate)
 		if err != nil {

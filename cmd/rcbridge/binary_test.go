@@ -1,0 +1,136 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// proc is a started executable whose stderr is collected line by line.
+type proc struct {
+	cmd   *exec.Cmd
+	lines chan string
+	log   *syncBuffer
+	done  chan error
+}
+
+func startProc(t *testing.T, dir, bin string, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = dir
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout = io.Discard
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{cmd: cmd, lines: make(chan string, 1024), log: &syncBuffer{}, done: make(chan error, 1)}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			_, _ = p.log.Write([]byte(sc.Text() + "\n"))
+			select {
+			case p.lines <- sc.Text():
+			default:
+			}
+		}
+		close(p.lines)
+		p.done <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	return p
+}
+
+// waitLine returns the first JSON log line whose msg is msg.
+func (p *proc) waitLine(t *testing.T, msg string) map[string]any {
+	t.Helper()
+	timeout := time.After(60 * time.Second)
+	for {
+		select {
+		case l, ok := <-p.lines:
+			if !ok {
+				t.Fatalf("exited before logging %q:\n%s", msg, p.log.String())
+			}
+			var m map[string]any
+			if json.Unmarshal([]byte(l), &m) == nil && m["msg"] == msg {
+				return m
+			}
+		case <-timeout:
+			t.Fatalf("no %q in the log:\n%s", msg, p.log.String())
+		}
+	}
+}
+
+// stop sends SIGTERM and returns the exit error and how long the exit took.
+func (p *proc) stop(t *testing.T, within time.Duration) (error, time.Duration) {
+	t.Helper()
+	began := time.Now()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for range p.lines { // drain until stderr closes
+	}
+	select {
+	case err := <-p.done:
+		return err, time.Since(began)
+	case <-time.After(within):
+		t.Fatalf("no exit within %s:\n%s", within, p.log.String())
+	}
+	return nil, 0
+}
+
+// TestBinarySignals runs the real rcbridge with the embedded bus and a real
+// rcsim dialing it; both stop cleanly on SIGTERM, rcbridge within its
+// shutdown deadline.
+func TestBinarySignals(t *testing.T) {
+	bridge, sim := binaries.path(t, "./cmd/rcbridge"), binaries.path(t, "./cmd/rcsim")
+	dir := t.TempDir()
+	cfg := writeFile(t, dir, "c.toml", testConfig(dir)+"\n[log]\nformat = \"json\"\n")
+	b := startProc(t, dir, bridge, "-config", cfg, "-shutdown-timeout", "5s")
+	running := b.waitLine(t, "rcbridge running")
+	listener, _ := running["listener"].(string)
+	httpAddr, _ := running["http"].(string)
+	if listener == "" || httpAddr == "" {
+		t.Fatalf("running line without addresses: %v", running)
+	}
+	for _, f := range []string{generatedCertificate, generatedKey} {
+		if _, err := os.Stat(filepath.Join(dir, "pki", f)); err != nil {
+			t.Errorf("generated certificate: %v", err)
+		}
+	}
+
+	s := startProc(t, dir, sim, "-connect", "opc.tcp://"+listener, "-server-uri", "urn:test:line1", "-log-format", "json", "-backoff-min", "50ms")
+	s.waitLine(t, "reverse connected")
+	base := "http://" + httpAddr
+	waitFor(t, "the admission", func() bool {
+		return metric(t, base, `rcbridge_admissions_total{outcome="accepted"}`) != "0"
+	})
+	if line1 := servers(t, base)["urn:test:line1"]; line1.LastAdmission == nil {
+		t.Errorf("line1 after admission: %+v", line1)
+	}
+
+	err, took := b.stop(t, 10*time.Second)
+	if err != nil || took > 5*time.Second {
+		t.Errorf("rcbridge after SIGTERM: %v after %s\n%s", err, took, b.log.String())
+	}
+	if !strings.Contains(b.log.String(), `"msg":"stopped"`) {
+		t.Errorf("no clean stop in the log:\n%s", b.log.String())
+	}
+	if err, _ := s.stop(t, 10*time.Second); err != nil {
+		t.Errorf("rcsim after SIGTERM: %v\n%s", err, s.log.String())
+	}
+}
