@@ -5,13 +5,16 @@ PKGS := ./...
 OPCUA_SERVER_DIR := integration/opcua-server
 FUZZTIME ?= 2m
 
-.PHONY: help build test test-integration fuzz bench bench-integration lint npm-deps
+.PHONY: help build demo test test-integration fuzz bench bench-integration lint npm-deps
 
 help: ## List the targets.
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
 build: ## Build the binaries into bin/.
 	$(GO) build -o bin/ ./cmd/...
+
+demo: ## Run the demo: rcbridge with the embedded bus, two simulated PLCs, bus messages until Ctrl-C.
+	GO=$(GO) ./scripts/demo.sh
 
 test: ## Unit and in-process integration tests, race detector on (the CI test command).
 	$(GO) test -race -count=1 -timeout 10m $(PKGS)
