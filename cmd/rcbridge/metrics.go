@@ -1,6 +1,7 @@
 package main
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -90,25 +91,12 @@ func newMetrics(version string, sessions func() map[string]int) *metrics {
 	return m
 }
 
-// observeAdmission counts an admission event. EventReceived precedes the
-// outcome of every decoded ReverseHello and is not counted.
+// observeAdmission counts an admission event by its outcome, the event
+// kind's name. EventReceived precedes the outcome of every decoded
+// ReverseHello and is not counted.
 func (m *metrics) observeAdmission(e rc.Event) {
-	var outcome string
-	switch e.Kind {
-	case rc.EventAccepted:
-		outcome = "accepted"
-	case rc.EventRejected:
-		outcome = "rejected"
-	case rc.EventMalformed:
-		outcome = "malformed"
-	case rc.EventTimedOut:
-		outcome = "timed_out"
-	case rc.EventEvicted:
-		outcome = "evicted"
-	case rc.EventDropped:
-		outcome = "dropped"
-	default:
-		return
+	outcome := strings.ReplaceAll(e.Kind.String(), "-", "_") // timed-out → timed_out
+	if slices.Contains(strings.Fields(admissionOutcomes), outcome) {
+		m.admissions.WithLabelValues(outcome).Inc()
 	}
-	m.admissions.WithLabelValues(outcome).Inc()
 }

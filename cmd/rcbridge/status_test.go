@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rcbridge/rcbridge/cmd/internal/config"
 	"github.com/rcbridge/rcbridge/rc"
 )
@@ -82,5 +83,24 @@ func TestRegistry(t *testing.T) {
 	}
 	if got := r.snapshot()[0].Rates; got.Notifications != 0 {
 		t.Errorf("rates after an idle minute: %+v", got)
+	}
+}
+
+// TestObserveAdmission: every admission outcome has its series, and
+// EventReceived is not an outcome.
+func TestObserveAdmission(t *testing.T) {
+	m := newMetrics("test", func() map[string]int { return nil })
+	for _, k := range []rc.EventKind{rc.EventReceived, rc.EventAccepted, rc.EventRejected, rc.EventMalformed,
+		rc.EventTimedOut, rc.EventEvicted, rc.EventDropped, rc.EventDropped} {
+		m.observeAdmission(rc.Event{Kind: k})
+	}
+	want := map[string]float64{"accepted": 1, "rejected": 1, "malformed": 1, "timed_out": 1, "evicted": 1, "dropped": 2}
+	for outcome, n := range want {
+		if got := testutil.ToFloat64(m.admissions.WithLabelValues(outcome)); got != n {
+			t.Errorf("admissions{outcome=%q} = %v, want %v", outcome, got, n)
+		}
+	}
+	if got := testutil.CollectAndCount(m.admissions); got != len(want) {
+		t.Errorf("%d admission series, want %d", got, len(want))
 	}
 }

@@ -2,7 +2,6 @@ package rctest
 
 import (
 	"context"
-	"net"
 	"sync"
 	"testing"
 	"time"
@@ -54,15 +53,7 @@ func TestDynamicVariable(t *testing.T) {
 	pvID := srv.AddDynamicVariable(nil, "Value", pv.read, nil)
 	static := srv.AddVariable("Static", int32(1), true)
 
-	addr, err := srv.ListenDirect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := session(t, conn, rc.Hello{ServerURI: DefaultServerURI, EndpointURL: srv.URL()})
+	c := directSession(t, srv)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 

@@ -35,6 +35,21 @@ func session(t *testing.T, conn net.Conn, h rc.Hello) *rc.Client {
 	return c
 }
 
+// directSession builds a client on a connection to srv's ListenDirect
+// listener.
+func directSession(t *testing.T, srv *Server) *rc.Client {
+	t.Helper()
+	addr, err := srv.ListenDirect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return session(t, conn, rc.Hello{ServerURI: DefaultServerURI, EndpointURL: srv.URL()})
+}
+
 func read(c *rc.Client, d time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
@@ -98,15 +113,7 @@ func TestServerListenDirect(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	addr, err := srv.ListenDirect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := session(t, conn, rc.Hello{ServerURI: DefaultServerURI, EndpointURL: srv.URL()})
+	c := directSession(t, srv)
 	if err := read(c, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
