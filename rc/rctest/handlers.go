@@ -25,6 +25,7 @@ func (s *Server) registerHandlers() {
 	s.UA.RegisterHandler(id.BrowseNextRequest_Encoding_DefaultBinary, s.browseNext)
 	s.UA.RegisterHandler(id.TranslateBrowsePathsToNodeIDsRequest_Encoding_DefaultBinary, s.translate)
 	s.UA.RegisterHandler(id.WriteRequest_Encoding_DefaultBinary, s.write)
+	s.registerSubscriptionHandlers()
 }
 
 func responseHeader(req *ua.RequestHeader, status ua.StatusCode) *ua.ResponseHeader {

@@ -299,6 +299,9 @@ func (s *Server) newConn(client net.Conn) *Conn {
 		s.mu.Lock()
 		delete(s.conns, c)
 		s.mu.Unlock()
+		if addr := c.serverAddr(); addr != "" {
+			s.dropSubscriptions(addr)
+		}
 	})
 }
 

@@ -1,0 +1,125 @@
+package rctest
+
+import (
+	"github.com/gopcua/opcua/id"
+	"github.com/gopcua/opcua/server"
+	"github.com/gopcua/opcua/ua"
+	"github.com/gopcua/opcua/uasc"
+)
+
+// gopcua's subscription services (v0.8.0) dereference the session of a
+// request without checking that it exists, and DeleteMonitoredItems and
+// SetMonitoringMode dereference unknown monitored items: a client with a
+// stale session or item id crashes the whole server process. Its
+// subscriptions also stay bound to the secure channel that created them,
+// so after that channel is gone they can never publish again, yet they
+// linger until their lifetime runs out and their ids get reused. The
+// handlers here close those holes; they change nothing for well-behaved
+// requests.
+
+// registerSubscriptionHandlers installs the guarded subscription handlers.
+// gopcua's services exist only after Start, so the wrappers look them up
+// at call time.
+func (s *Server) registerSubscriptionHandlers() {
+	subs := func() *server.SubscriptionService { return s.UA.SubscriptionService }
+	items := func() *server.MonitoredItemService { return s.UA.MonitoredItemService }
+	for typeID, h := range map[uint16]func() server.Handler{
+		id.CreateSubscriptionRequest_Encoding_DefaultBinary:   func() server.Handler { return subs().CreateSubscription },
+		id.DeleteSubscriptionsRequest_Encoding_DefaultBinary:  func() server.Handler { return subs().DeleteSubscriptions },
+		id.CreateMonitoredItemsRequest_Encoding_DefaultBinary: func() server.Handler { return items().CreateMonitoredItems },
+		id.ModifyMonitoredItemsRequest_Encoding_DefaultBinary: func() server.Handler { return items().ModifyMonitoredItems },
+		id.SetTriggeringRequest_Encoding_DefaultBinary:        func() server.Handler { return items().SetTriggering },
+	} {
+		s.UA.RegisterHandler(typeID, s.withSession(h))
+	}
+	s.UA.RegisterHandler(id.DeleteMonitoredItemsRequest_Encoding_DefaultBinary, s.withSession(func() server.Handler { return s.deleteMonitoredItems }))
+	s.UA.RegisterHandler(id.SetMonitoringModeRequest_Encoding_DefaultBinary, s.withSession(func() server.Handler { return s.setMonitoringMode }))
+}
+
+// withSession answers a request of a session the server does not know with
+// Bad_SessionIdInvalid instead of passing it to h.
+func (s *Server) withSession(h func() server.Handler) server.Handler {
+	return func(sc *uasc.SecureChannel, r ua.Request, reqID uint32) (ua.Response, error) {
+		if hdr := r.Header(); hdr == nil || s.UA.Session(hdr) == nil {
+			return nil, ua.StatusBadSessionIDInvalid
+		}
+		return h()(sc, r, reqID)
+	}
+}
+
+// ownItem returns the monitored item itemID of subscription subID if it
+// belongs to the session of hdr. The caller holds the service's Mu.
+func (s *Server) ownItem(mis *server.MonitoredItemService, hdr *ua.RequestHeader, subID, itemID uint32) (*server.MonitoredItem, ua.StatusCode) {
+	item, ok := mis.Items[itemID]
+	if !ok || item == nil || item.Sub == nil || item.Sub.ID != subID {
+		return nil, ua.StatusBadMonitoredItemIDInvalid
+	}
+	if item.Sub.Session != s.UA.Session(hdr) {
+		return nil, ua.StatusBadSessionIDInvalid
+	}
+	return item, ua.StatusOK
+}
+
+// deleteMonitoredItems implements DeleteMonitoredItems. Specification:
+// Part 4, 5.12.6.
+func (s *Server) deleteMonitoredItems(_ *uasc.SecureChannel, r ua.Request, _ uint32) (ua.Response, error) {
+	req, ok := r.(*ua.DeleteMonitoredItemsRequest)
+	if !ok {
+		return nil, ua.StatusBadRequestTypeInvalid
+	}
+	mis := s.UA.MonitoredItemService
+	results := make([]ua.StatusCode, len(req.MonitoredItemIDs))
+	var doomed []uint32
+	mis.Mu.Lock()
+	for i, itemID := range req.MonitoredItemIDs {
+		if _, results[i] = s.ownItem(mis, req.RequestHeader, req.SubscriptionID, itemID); results[i] == ua.StatusOK {
+			doomed = append(doomed, itemID)
+		}
+	}
+	mis.Mu.Unlock()
+	for _, itemID := range doomed {
+		mis.DeleteMonitoredItem(itemID)
+	}
+	return &ua.DeleteMonitoredItemsResponse{ResponseHeader: responseHeader(req.RequestHeader, ua.StatusOK), Results: results}, nil
+}
+
+// setMonitoringMode implements SetMonitoringMode (gopcua records the mode
+// and otherwise ignores it). Specification: Part 4, 5.12.4.
+func (s *Server) setMonitoringMode(_ *uasc.SecureChannel, r ua.Request, _ uint32) (ua.Response, error) {
+	req, ok := r.(*ua.SetMonitoringModeRequest)
+	if !ok {
+		return nil, ua.StatusBadRequestTypeInvalid
+	}
+	mis := s.UA.MonitoredItemService
+	results := make([]ua.StatusCode, len(req.MonitoredItemIDs))
+	mis.Mu.Lock()
+	for i, itemID := range req.MonitoredItemIDs {
+		var item *server.MonitoredItem
+		if item, results[i] = s.ownItem(mis, req.RequestHeader, req.SubscriptionID, itemID); item != nil {
+			item.Mode = req.MonitoringMode
+		}
+	}
+	mis.Mu.Unlock()
+	return &ua.SetMonitoringModeResponse{ResponseHeader: responseHeader(req.RequestHeader, ua.StatusOK), Results: results}, nil
+}
+
+// dropSubscriptions deletes the subscriptions created over the secure
+// channel whose socket came from the local address addr (a relay's socket
+// to the gopcua server), once that socket is closed.
+func (s *Server) dropSubscriptions(addr string) {
+	ss := s.UA.SubscriptionService
+	if ss == nil {
+		return
+	}
+	var doomed []uint32
+	ss.Mu.Lock()
+	for subID, sub := range ss.Subs {
+		if sub != nil && sub.Channel != nil && sub.Channel.RemoteAddr() != nil && sub.Channel.RemoteAddr().String() == addr {
+			doomed = append(doomed, subID)
+		}
+	}
+	ss.Mu.Unlock()
+	for _, subID := range doomed {
+		ss.DeleteSubscription(subID)
+	}
+}
