@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"net"
 	"fmt"
 	"io"
 	"log/slog"
@@ -66,6 +68,11 @@ type daemonRun struct {
 
 func startDaemon(t *testing.T, toml string) *daemonRun {
 	t.Helper()
+	return startDaemonTimeout(t, toml, 10*time.Second)
+}
+
+func startDaemonTimeout(t *testing.T, toml string, shutdown time.Duration) *daemonRun {
+	t.Helper()
 	dir := t.TempDir()
 	cfg, err := config.Load(writeFile(t, dir, "c.toml", toml), nil)
 	if err != nil {
@@ -78,7 +85,7 @@ func startDaemon(t *testing.T, toml string) *daemonRun {
 		done <- run(ctx, cfg, runOptions{
 			log:             slog.New(slog.DiscardHandler),
 			lookupEnv:       func(string) (string, bool) { return "", false },
-			shutdownTimeout: 10 * time.Second,
+			shutdownTimeout: shutdown,
 			version:         "test",
 			started:         func(a addrs) { started <- a },
 		})
@@ -108,7 +115,7 @@ func startDaemon(t *testing.T, toml string) *daemonRun {
 		}
 	}}
 	t.Cleanup(func() {
-		if err := d.stop(); err != nil {
+		if err := d.stop(); err != nil && !errors.Is(err, errForcedShutdown) {
 			t.Errorf("stop: %v", err)
 		}
 	})
@@ -317,5 +324,28 @@ address = "127.0.0.1:`+port+`"`, 1))
 	}
 	if code, _, errOut := runCLI(t, context.Background(), env, "request", "-timeout", "200ms", "rcbridge.nobody", `{}`); code != exitFailure || !strings.Contains(errOut, "no responders") {
 		t.Errorf("request without responder: exit %d, %q", code, errOut)
+	}
+}
+
+// TestDaemonForcedShutdown: a part that does not finish within the
+// shutdown deadline (here an HTTP request whose headers never end) is
+// closed forcefully, and run says so.
+func TestDaemonForcedShutdown(t *testing.T) {
+	d := startDaemonTimeout(t, testConfig(t.TempDir()), 300*time.Millisecond)
+	c, err := net.Dial("tcp", d.addrs.HTTP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("GET /metrics HTTP/1.1\r\nHost: x\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // the server reads the first bytes: the connection is active
+	if err := d.stop(); !errors.Is(err, errForcedShutdown) {
+		t.Fatalf("stop = %v, want %v", err, errForcedShutdown)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err == nil {
+		t.Error("the stuck connection is still open")
 	}
 }

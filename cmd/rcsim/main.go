@@ -16,8 +16,14 @@
 // Node ids are "nsu=<namespace>;s=<name>", e.g. "nsu=urn:rcbridge:sim;s=SetPoint",
 // and "nsu=urn:rcbridge:sim;s=Plant.Reset" for the method.
 //
-// rcsim runs gopcua's server: security None and anonymous users only. Run
-// several at once with different -server-uri values.
+// rcsim runs gopcua's server (through package rc/rctest): security None
+// and anonymous users only, no Republish or TransferSubscriptions (a client
+// resuming a session recreates its monitored items), and subscriptions
+// live only as long as their connection. Subscription ids are handed out
+// as "count + 1", so with several clients at once (several -connect URLs)
+// a reconnecting client can get the id of another client's subscription
+// and stop it: use one client per rcsim where that matters. Run several
+// rcsim at once with different -server-uri values.
 //
 // Usage:
 //
