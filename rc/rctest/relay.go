@@ -20,11 +20,8 @@ type Conn struct {
 	mu     sync.Mutex
 	cond   *sync.Cond
 	server net.Conn // nil until the client spoke; guarded by mu
-	// serverSide is the local address of the socket to the gopcua server,
-	// "" until the client spoke; guarded by mu.
-	serverSide string
-	frozen     bool
-	closed     bool
+	frozen bool
+	closed bool
 
 	closeOnce sync.Once
 	wg        sync.WaitGroup
@@ -55,7 +52,7 @@ func (c *Conn) start(dial func() (net.Conn, error)) {
 		}
 		c.mu.Lock()
 		closed := c.closed
-		c.server, c.serverSide = srv, srv.LocalAddr().String()
+		c.server = srv
 		c.mu.Unlock()
 		if closed {
 			_ = srv.Close()
@@ -140,14 +137,6 @@ func (c *Conn) Close() {
 			c.onClose(c)
 		}
 	})
-}
-
-// serverAddr is the local address of the relay's socket to the gopcua
-// server, "" if it never dialed.
-func (c *Conn) serverAddr() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.serverSide
 }
 
 // Wait blocks until both relay goroutines have returned.

@@ -299,9 +299,6 @@ func (s *Server) newConn(client net.Conn) *Conn {
 		s.mu.Lock()
 		delete(s.conns, c)
 		s.mu.Unlock()
-		if addr := c.serverAddr(); addr != "" {
-			s.dropSubscriptions(addr)
-		}
 	})
 }
 
@@ -375,7 +372,8 @@ func (s *Server) acceptDirect(l net.Listener) {
 	}
 }
 
-// Close drops every connection and stops the gopcua server.
+// Close drops every connection and stops the gopcua server, its
+// subscriptions included (gopcua's Close leaves their goroutines running).
 func (s *Server) Close() {
 	s.mu.Lock()
 	if s.direct != nil {
@@ -398,4 +396,5 @@ func (s *Server) Close() {
 	if s.cancel != nil {
 		s.cancel()
 	}
+	s.stopSubscriptions()
 }

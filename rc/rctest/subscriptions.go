@@ -10,12 +10,15 @@ import (
 // gopcua's subscription services (v0.8.0) dereference the session of a
 // request without checking that it exists, and DeleteMonitoredItems and
 // SetMonitoringMode dereference unknown monitored items: a client with a
-// stale session or item id crashes the whole server process. Its
-// subscriptions also stay bound to the secure channel that created them,
-// so after that channel is gone they can never publish again, yet they
-// linger until their lifetime runs out and their ids get reused. The
-// handlers here close those holes; they change nothing for well-behaved
-// requests.
+// stale session or item id crashes the whole server process. The handlers
+// here answer such requests with an error instead; they change nothing for
+// well-behaved requests.
+//
+// Left as gopcua does it: a subscription stays bound to the secure channel
+// that created it (after that channel is gone it cannot publish, but it
+// keeps its id until the client deletes it or its lifetime runs out), and
+// new subscriptions get the id "number of subscriptions + 1", which can be
+// the id of a live one once an older one is gone.
 
 // registerSubscriptionHandlers installs the guarded subscription handlers.
 // gopcua's services exist only after Start, so the wrappers look them up
@@ -103,23 +106,19 @@ func (s *Server) setMonitoringMode(_ *uasc.SecureChannel, r ua.Request, _ uint32
 	return &ua.SetMonitoringModeResponse{ResponseHeader: responseHeader(req.RequestHeader, ua.StatusOK), Results: results}, nil
 }
 
-// dropSubscriptions deletes the subscriptions created over the secure
-// channel whose socket came from the local address addr (a relay's socket
-// to the gopcua server), once that socket is closed.
-func (s *Server) dropSubscriptions(addr string) {
+// stopSubscriptions deletes every subscription, ending its goroutine.
+func (s *Server) stopSubscriptions() {
 	ss := s.UA.SubscriptionService
 	if ss == nil {
 		return
 	}
-	var doomed []uint32
 	ss.Mu.Lock()
-	for subID, sub := range ss.Subs {
-		if sub != nil && sub.Channel != nil && sub.Channel.RemoteAddr() != nil && sub.Channel.RemoteAddr().String() == addr {
-			doomed = append(doomed, subID)
-		}
+	ids := make([]uint32, 0, len(ss.Subs))
+	for subID := range ss.Subs {
+		ids = append(ids, subID)
 	}
 	ss.Mu.Unlock()
-	for _, subID := range doomed {
+	for _, subID := range ids {
 		ss.DeleteSubscription(subID)
 	}
 }
