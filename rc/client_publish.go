@@ -3,6 +3,7 @@ package rc
 import (
 	"context"
 	"errors"
+	"reflect"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -151,6 +152,47 @@ type subState struct {
 	sub     *Subscription
 	next    uint32 // next sequence number to deliver
 	pending map[uint32]*Notification
+	last    map[uint32]*ua.DataValue // last value delivered, by client handle
+}
+
+func newSubState(s *Subscription) *subState {
+	return &subState{sub: s, next: 1, pending: make(map[uint32]*Notification), last: make(map[uint32]*ua.DataValue)}
+}
+
+// enqueue queues n for the consumer, in order; p.mu held.
+//
+// A value that repeats the item's last delivered one in every field (value,
+// status, both timestamps) is dropped: servers may report a change again in
+// the message after one that was in flight when a connection dropped
+// (node-opcua 2.186 does), and with the default data change trigger a
+// report without any change cannot be a new sample.
+func (p *publisher) enqueue(st *subState, n *Notification) {
+	kept := n.DataChanges[:0]
+	for _, dc := range n.DataChanges {
+		if prev := st.last[dc.ClientHandle]; prev != nil && sameDataValue(prev, dc.Value) {
+			p.c.log.Debug("dropped a repeated value", "subscription", n.SubscriptionID, "seq", n.SequenceNumber, "handle", dc.ClientHandle)
+			continue
+		}
+		st.last[dc.ClientHandle] = dc.Value
+		kept = append(kept, dc)
+	}
+	n.DataChanges = kept
+	p.queue = append(p.queue, n)
+}
+
+func sameDataValue(a, b *ua.DataValue) bool {
+	if a == nil || b == nil {
+		return false
+	}
+	if !a.SourceTimestamp.Equal(b.SourceTimestamp) || !a.ServerTimestamp.Equal(b.ServerTimestamp) ||
+		a.SourcePicoseconds != b.SourcePicoseconds || a.ServerPicoseconds != b.ServerPicoseconds ||
+		a.Status != b.Status || a.EncodingMask != b.EncodingMask {
+		return false
+	}
+	if a.Value == nil || b.Value == nil {
+		return a.Value == b.Value
+	}
+	return reflect.DeepEqual(a.Value.Value(), b.Value.Value())
 }
 
 // publisher returns the client's publish engine, starting it on first use.
@@ -190,7 +232,7 @@ func (p *publisher) shutdown() {
 
 func (p *publisher) add(s *Subscription) {
 	p.mu.Lock()
-	p.subs[s.id] = &subState{sub: s, next: 1, pending: make(map[uint32]*Notification)}
+	p.subs[s.id] = newSubState(s)
 	p.lastResponse = time.Now()
 	p.mu.Unlock()
 	p.cond.Broadcast()
@@ -367,15 +409,20 @@ func (p *publisher) accept(st *subState, n *Notification) {
 		st.pending[seq] = n
 		return
 	}
-	p.queue = append(p.queue, n)
+	p.enqueue(st, n)
 	st.next++
+	p.drain(st)
+}
+
+// drain queues the held-back messages that are now next; p.mu held.
+func (p *publisher) drain(st *subState) {
 	for {
 		m, ok := st.pending[st.next]
 		if !ok {
 			return
 		}
 		delete(st.pending, st.next)
-		p.queue = append(p.queue, m)
+		p.enqueue(st, m)
 		st.next++
 	}
 }
@@ -385,15 +432,7 @@ func (p *publisher) accept(st *subState, n *Notification) {
 func (p *publisher) skip(st *subState, upto uint32) PublishEvent {
 	ev := PublishEvent{Kind: PublishGap, SubscriptionID: st.sub.id, FirstLost: st.next, LastLost: upto - 1}
 	st.next = upto
-	for {
-		m, ok := st.pending[st.next]
-		if !ok {
-			break
-		}
-		delete(st.pending, st.next)
-		p.queue = append(p.queue, m)
-		st.next++
-	}
+	p.drain(st)
 	return ev
 }
 

@@ -189,7 +189,7 @@ func (p *publisher) recreate(id uint32) ([]PublishEvent, error) {
 	s.params = revised(params, res)
 	s.items = make(map[uint32]*MonitoredItem)
 	s.mu.Unlock()
-	p.subs[res.SubscriptionID] = &subState{sub: s, next: 1, pending: make(map[uint32]*Notification)}
+	p.subs[res.SubscriptionID] = newSubState(s)
 	p.mu.Unlock()
 	events = append(events,
 		PublishEvent{Kind: PublishGap, SubscriptionID: id, FirstLost: first},
