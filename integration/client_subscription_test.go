@@ -7,6 +7,7 @@ package integration
 // connections, stalls and server restarts report themselves.
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -179,8 +180,11 @@ func TestClientNodeUASubscriptionStallAndRestart(t *testing.T) {
 	if err := srv.Continue(); err != nil {
 		t.Fatal(err)
 	}
-	if !slices.ContainsFunc(snapshotEvents(cc), func(e rc.PublishEvent) bool { return e.Kind == rc.PublishStalled }) {
-		t.Error("no stalled event")
+	waitFor(t, "the stalled event", 5*time.Second, func() bool {
+		return slices.ContainsFunc(snapshotEvents(cc), func(e rc.PublishEvent) bool { return e.Kind == rc.PublishStalled })
+	})
+	if err := c.Err(); !errors.Is(err, rc.ErrStalled) {
+		t.Errorf("Err = %v, want ErrStalled", err)
 	}
 	outcome, err := c.Resume(ctx10s(t), srv.accept(t))
 	if err != nil || outcome != rc.SessionResumed {

@@ -208,13 +208,21 @@ func (c *Client) publisher() *publisher {
 		p.cond = sync.NewCond(&p.mu)
 		p.ctx, p.stop = context.WithCancel(context.Background())
 		p.lastResponse = time.Now()
+		c.lifeMu.Lock() // Close shuts the engine down under lifeMu
+		defer c.lifeMu.Unlock()
+		c.pub.Store(p)
+		if c.closed.Load() {
+			p.stopped = true
+			p.stop()
+			close(p.out)
+			return
+		}
 		for range c.cfg.PublishRequests {
 			p.wg.Go(p.worker)
 		}
 		p.wg.Go(p.deliverer)
 		p.wg.Go(p.watchdog)
 		p.wg.Go(p.syncer)
-		c.pub.Store(p)
 	})
 	return c.pub.Load()
 }

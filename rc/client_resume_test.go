@@ -192,3 +192,19 @@ func TestListenerBrokerFactory(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestNotificationsAfterClose(t *testing.T) {
+	srv := newServer(t, rctest.Options{})
+	c, _ := build(t, newFactory(t, rc.ClientConfig{}), srv)
+	if err := c.Close(ctxTimeout(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	finishes(t, 5*time.Second, func() {
+		for range c.Notifications() {
+			t.Error("a notification after Close")
+		}
+	})
+	if _, err := c.Subscribe(ctxTimeout(t, time.Second), rc.SubscriptionParams{}); !errors.Is(err, rc.ErrClosed) {
+		t.Errorf("Subscribe after Close = %v, want ErrClosed", err)
+	}
+}
