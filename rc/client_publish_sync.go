@@ -166,14 +166,7 @@ func (p *publisher) recreate(id uint32) ([]PublishEvent, error) {
 	params, items := s.Params(), s.Items()
 	ctx, cancel := context.WithTimeout(p.ctx, p.c.cfg.RequestTimeout)
 	defer cancel()
-	res, err := call[*ua.CreateSubscriptionResponse](ctx, p.c, &ua.CreateSubscriptionRequest{
-		RequestedPublishingInterval: float64(params.PublishingInterval) / float64(time.Millisecond),
-		RequestedLifetimeCount:      params.LifetimeCount,
-		RequestedMaxKeepAliveCount:  params.KeepAliveCount,
-		MaxNotificationsPerPublish:  params.MaxNotificationsPerPublish,
-		PublishingEnabled:           true,
-		Priority:                    params.Priority,
-	})
+	res, err := call[*ua.CreateSubscriptionResponse](ctx, p.c, createSubscriptionRequest(params))
 	if err != nil {
 		return nil, err
 	}
@@ -209,11 +202,7 @@ func (s *Subscription) remonitor(ctx context.Context, items []MonitoredItem) err
 	for i := range items {
 		creates[i] = createRequest(&items[i], interval)
 	}
-	res, _, err := splitCall(ctx, s.c, creates, s.c.OperationLimits().MaxMonitoredItemsPerCall,
-		func(batch []*ua.MonitoredItemCreateRequest) ua.Request {
-			return &ua.CreateMonitoredItemsRequest{SubscriptionID: id, TimestampsToReturn: ua.TimestampsToReturnBoth, ItemsToCreate: batch}
-		},
-		func(r *ua.CreateMonitoredItemsResponse) []*ua.MonitoredItemCreateResult { return r.Results })
+	res, err := s.c.createItems(ctx, id, creates)
 	if err != nil {
 		return err
 	}

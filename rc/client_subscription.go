@@ -155,14 +155,7 @@ func (s *Subscription) Items() []MonitoredItem {
 // Specification: Part 4, 5.13.2.
 func (c *Client) Subscribe(ctx context.Context, p SubscriptionParams) (*Subscription, error) {
 	p = p.withDefaults()
-	res, err := call[*ua.CreateSubscriptionResponse](ctx, c, &ua.CreateSubscriptionRequest{
-		RequestedPublishingInterval: float64(p.PublishingInterval) / float64(time.Millisecond),
-		RequestedLifetimeCount:      p.LifetimeCount,
-		RequestedMaxKeepAliveCount:  p.KeepAliveCount,
-		MaxNotificationsPerPublish:  p.MaxNotificationsPerPublish,
-		PublishingEnabled:           true,
-		Priority:                    p.Priority,
-	})
+	res, err := call[*ua.CreateSubscriptionResponse](ctx, c, createSubscriptionRequest(p))
 	if err != nil {
 		return nil, err
 	}
@@ -170,6 +163,17 @@ func (c *Client) Subscribe(ctx context.Context, p SubscriptionParams) (*Subscrip
 	s.params = revised(p, res)
 	c.publisher().add(s)
 	return s, nil
+}
+
+func createSubscriptionRequest(p SubscriptionParams) *ua.CreateSubscriptionRequest {
+	return &ua.CreateSubscriptionRequest{
+		RequestedPublishingInterval: float64(p.PublishingInterval) / float64(time.Millisecond),
+		RequestedLifetimeCount:      p.LifetimeCount,
+		RequestedMaxKeepAliveCount:  p.KeepAliveCount,
+		MaxNotificationsPerPublish:  p.MaxNotificationsPerPublish,
+		PublishingEnabled:           true,
+		Priority:                    p.Priority,
+	}
 }
 
 func revised(p SubscriptionParams, res *ua.CreateSubscriptionResponse) SubscriptionParams {
@@ -207,11 +211,7 @@ func (s *Subscription) Monitor(ctx context.Context, reqs ...MonitorRequest) ([]M
 		items[i] = &MonitoredItem{ClientHandle: c.nextHandle(), Request: r}
 		creates[i] = createRequest(items[i], interval)
 	}
-	res, _, err := splitCall(ctx, c, creates, c.OperationLimits().MaxMonitoredItemsPerCall,
-		func(batch []*ua.MonitoredItemCreateRequest) ua.Request {
-			return &ua.CreateMonitoredItemsRequest{SubscriptionID: id, TimestampsToReturn: ua.TimestampsToReturnBoth, ItemsToCreate: batch}
-		},
-		func(r *ua.CreateMonitoredItemsResponse) []*ua.MonitoredItemCreateResult { return r.Results })
+	res, err := c.createItems(ctx, id, creates)
 	if err != nil {
 		return nil, err
 	}
@@ -226,6 +226,17 @@ func (s *Subscription) Monitor(ctx context.Context, reqs ...MonitorRequest) ([]M
 		out[i] = *it
 	}
 	return out, nil
+}
+
+// createItems runs CreateMonitoredItems in batches of the server's
+// MaxMonitoredItemsPerCall.
+func (c *Client) createItems(ctx context.Context, sub uint32, creates []*ua.MonitoredItemCreateRequest) ([]*ua.MonitoredItemCreateResult, error) {
+	res, _, err := splitCall(ctx, c, creates, c.OperationLimits().MaxMonitoredItemsPerCall,
+		func(batch []*ua.MonitoredItemCreateRequest) ua.Request {
+			return &ua.CreateMonitoredItemsRequest{SubscriptionID: sub, TimestampsToReturn: ua.TimestampsToReturnBoth, ItemsToCreate: batch}
+		},
+		func(r *ua.CreateMonitoredItemsResponse) []*ua.MonitoredItemCreateResult { return r.Results })
+	return res, err
 }
 
 func createRequest(it *MonitoredItem, publishing time.Duration) *ua.MonitoredItemCreateRequest {
