@@ -282,3 +282,48 @@ func TestClientNodeUAMonitorBatchesAndReportsPerItem(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestClientNodeUASubscriptionTransferred lets the session time out while
+// the connection is down: the subscription outlives it on the server and is
+// transferred to the new session (same user), with nothing lost.
+func TestClientNodeUASubscriptionTransferred(t *testing.T) {
+	srv := startReverse(t, nodeua.Config{})
+	cc := newCounterConsumer()
+	c := srv.build(t, factory(t, rc.ClientConfig{
+		OnPublishEvent: cc.onEvent,
+		SessionTimeout: 2 * time.Second,
+		Trust:          rc.TrustConfig{Pinned: map[string][]byte{srv.ApplicationURI(): srv.CertificateDER()}},
+		Identity:       rc.UserNameIdentity(nodeua.OperatorUser, rc.NewSecret(nodeua.OperatorPassword)),
+	}))
+	go cc.run(c)
+	sub := subscribeCounter(t, srv, c, cc, 100*time.Millisecond)
+	waitFor(t, "first values", 10*time.Second, func() bool { return cc.count() > 10 })
+	id := sub.ID()
+
+	if _, err := srv.DropConnections(); err != nil {
+		t.Fatal(err)
+	}
+	<-c.Done()
+	next := srv.accept(t)
+	time.Sleep(4 * time.Second) // the session times out on the server
+	outcome, err := c.Resume(ctx10s(t), next)
+	if err != nil || outcome != rc.SessionRecreated {
+		t.Fatalf("Resume = %v, %v; want a new session", outcome, err)
+	}
+	waitFor(t, "the transfer or recreation", 10*time.Second, func() bool {
+		return slices.ContainsFunc(snapshotEvents(cc), func(e rc.PublishEvent) bool {
+			return e.Kind == rc.PublishTransferred || e.Kind == rc.PublishRecreated
+		})
+	})
+	before := cc.count()
+	waitFor(t, "values after the transfer", 10*time.Second, func() bool { return cc.count() > before+20 })
+	evs := snapshotEvents(cc)
+	t.Logf("events: %+v", evs)
+	if !slices.ContainsFunc(evs, func(e rc.PublishEvent) bool { return e.Kind == rc.PublishTransferred && e.SubscriptionID == id }) {
+		t.Fatalf("subscription not transferred: %+v", evs)
+	}
+	if sub.ID() != id {
+		t.Errorf("subscription id changed")
+	}
+	cc.check(t)
+}
