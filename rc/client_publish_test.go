@@ -33,7 +33,7 @@ type loadSetup struct {
 
 // loadConnect makes srv dial ln and returns the admitted session and the
 // function that drops the connection.
-func loadConnect(t *testing.T, srv *rctest.LoadServer, ln *net.TCPListener) (*rc.Session, func()) {
+func loadConnect(t testing.TB, srv *rctest.LoadServer, ln *net.TCPListener) (*rc.Session, func()) {
 	t.Helper()
 	ctx := ctxTimeout(t, 10*time.Second)
 	type dialed struct {
