@@ -173,8 +173,8 @@ func BenchmarkResumeDelivery(b *testing.B) {
 // side, in the same process, is included; it is a few KB).
 func BenchmarkIdleSessionMemory(b *testing.B) {
 	const sessions, items = 100, 100
+	// ns/op is the time to set up the 100 sessions.
 	for b.Loop() {
-		b.StopTimer()
 		srv := rctest.NewLoadServer(rctest.LoadOptions{ChangesPerMessage: 1, Messages: 1})
 		ln := listen(b)
 		f := newFactory(b, rc.ClientConfig{})
@@ -211,6 +211,7 @@ func BenchmarkIdleSessionMemory(b *testing.B) {
 		runtime.ReadMemStats(&after)
 		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/sessions, "heap-bytes/session")
 		b.ReportMetric(float64(runtime.NumGoroutine())/sessions, "goroutines/session")
+		b.StopTimer()
 		for _, c := range clients {
 			_ = c.Close(ctxTimeout(b, 5*time.Second))
 		}
