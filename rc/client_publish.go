@@ -142,8 +142,9 @@ type publisher struct {
 	nextReq      uint64
 	inflight     map[uint64]bool
 	lastResponse time.Time
-	syncNeeded   bool
-	syncOutcome  ResumeOutcome
+	syncNeeded   bool          // publishing waits for a sync pass
+	syncOutcome  ResumeOutcome // what the pending sync pass is for; 0: none pending
+	syncGen      uint64        // counts channel changes
 	stopped      bool
 }
 
@@ -265,6 +266,7 @@ func (p *publisher) ack(sub, seq uint32) {
 func (p *publisher) channelChanged(outcome ResumeOutcome) {
 	p.mu.Lock()
 	p.syncNeeded = true
+	p.syncGen++
 	if outcome == SessionRecreated || p.syncOutcome != SessionRecreated {
 		p.syncOutcome = outcome
 	}

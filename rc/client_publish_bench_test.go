@@ -143,17 +143,14 @@ func BenchmarkResumeDelivery(b *testing.B) {
 	for b.Loop() {
 		b.StopTimer()
 		drop()
-		for { // take what was delivered before the drop
+		<-c.Done()
+		for drained := false; !drained; { // take what arrived before the drop
 			select {
 			case n := <-notifications:
 				n.Ack()
-				continue
-			case <-c.Done():
+			case <-time.After(50 * time.Millisecond):
+				drained = true
 			}
-			break
-		}
-		for len(notifications) > 0 {
-			(<-notifications).Ack()
 		}
 		s, d := loadConnect(b, srv, ln)
 		drop = d

@@ -24,20 +24,24 @@ func (p *publisher) syncer() {
 			p.mu.Unlock()
 			return
 		}
-		outcome := p.syncOutcome
+		outcome, gen := p.syncOutcome, p.syncGen
 		p.mu.Unlock()
 
 		events, err := p.sync(outcome)
 
 		p.mu.Lock()
-		if err == nil || !(errors.Is(err, ErrConnectionLost) || errors.Is(err, context.Canceled)) {
+		lost := errors.Is(err, ErrConnectionLost) || errors.Is(err, context.Canceled)
+		switch {
+		case p.syncGen != gen:
+			// Resumed again meanwhile: another pass runs for the new
+			// connection.
+		case lost:
+			p.syncOutcome = 0 // the connection is gone too: wait for Resume
+		default:
 			if err != nil {
 				p.c.log.Warn("publish sync pass", "err", err)
 			}
 			p.syncNeeded, p.syncOutcome = false, 0
-		} else {
-			// The new connection is gone too: wait for the next Resume.
-			p.syncOutcome = 0
 		}
 		p.lastResponse = time.Now()
 		p.mu.Unlock()

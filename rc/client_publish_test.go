@@ -212,6 +212,30 @@ func TestPublishResumeRepublishes(t *testing.T) {
 	}
 }
 
+func TestPublishRapidResumes(t *testing.T) {
+	// Connections that drop again right after Resume, while the sync pass
+	// may still run: nothing may be lost or stall.
+	const per = 5
+	ls, drop := newLoadSetup(t, rctest.LoadOptions{ChangesPerMessage: per}, rc.ClientConfig{}, 0)
+	ls.waitValues(t, 50*per)
+	for range 20 {
+		drop()
+		select {
+		case <-ls.c.Done():
+		case <-time.After(5 * time.Second):
+			t.Fatal("drop unnoticed")
+		}
+		var s *rc.Session
+		s, drop = loadConnect(t, ls.srv, ls.ln)
+		if _, err := ls.c.Resume(ctxTimeout(t, 10*time.Second), s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := ls.count()
+	ls.waitValues(t, n+200*per)
+	ls.checkValues(t, n+200*per, nil)
+}
+
 func TestPublishStallWatchdog(t *testing.T) {
 	const per = 5
 	ls, _ := newLoadSetup(t, rctest.LoadOptions{ChangesPerMessage: per}, rc.ClientConfig{}, 0)
