@@ -155,6 +155,7 @@ type subState struct {
 	pending map[uint32]*Notification
 	last    map[uint32]*ua.DataValue // last value delivered, by client handle
 	filling bool                     // a worker is filling a gap
+	acked   uint32                   // highest sequence number the consumer acked
 }
 
 func newSubState(s *Subscription) *subState {
@@ -258,7 +259,21 @@ func (p *publisher) remove(id uint32) {
 func (p *publisher) ack(sub, seq uint32) {
 	p.mu.Lock()
 	p.acks = append(p.acks, &ua.SubscriptionAcknowledgement{SubscriptionID: sub, SequenceNumber: seq})
+	if st := p.subs[sub]; st != nil {
+		st.acked = max(st.acked, seq)
+	}
 	p.mu.Unlock()
+}
+
+// acknowledged returns the highest sequence number the consumer acked for
+// subscription id.
+func (p *publisher) acknowledged(id uint32) uint32 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if st := p.subs[id]; st != nil {
+		return st.acked
+	}
+	return 0
 }
 
 // channelChanged is called by Resume after the swap: publishing waits for

@@ -168,6 +168,9 @@ func TestPublishInOrderWithLostMessages(t *testing.T) {
 	if n := ls.srv.Unacknowledged(); n > 0 {
 		t.Errorf("%d messages never acknowledged", n)
 	}
+	if got := ls.sub.Acknowledged(); got != msgs {
+		t.Errorf("Acknowledged = %d, want %d", got, msgs)
+	}
 }
 
 func TestPublishGapReported(t *testing.T) {

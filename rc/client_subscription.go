@@ -131,6 +131,14 @@ func (s *Subscription) ID() uint32 {
 	return s.id
 }
 
+// Acknowledged returns the highest sequence number of this subscription
+// that the consumer has acknowledged (0 before the first), for monitoring
+// how far delivery has got. It starts over when the subscription is
+// recreated.
+func (s *Subscription) Acknowledged() uint32 {
+	return s.c.publisher().acknowledged(s.ID())
+}
+
 // Params returns the parameters as revised by the server.
 func (s *Subscription) Params() SubscriptionParams {
 	s.mu.Lock()
