@@ -316,9 +316,9 @@ func (b *Bus) Close(ctx context.Context) error {
 	b.mu.Lock()
 	b.closing = true
 	close(b.closeCh)
-	b.drained = make(chan struct{})
+	drained := make(chan struct{})
+	b.drained = drained
 	b.checkDrainedLocked()
-	drained := b.drained
 	b.mu.Unlock()
 
 	select {
@@ -360,6 +360,9 @@ func (b *Bus) Close(ctx context.Context) error {
 	clear(b.recs)
 	b.mu.Unlock()
 	for _, bt := range rest {
+		if bt.done {
+			continue
+		}
 		b.finish(bt, fmt.Errorf("natsbus: batch of %d messages not confirmed: %w", len(bt.msgs), bridge.ErrClosed))
 	}
 	b.closeErr = errors.Join(errs...)

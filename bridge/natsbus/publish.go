@@ -66,15 +66,20 @@ func (b *Bus) Publish(ctx context.Context, msgs []bridge.Message, confirm bridge
 		return err
 	}
 	// Holding wmu and mu, not recovering, not closing.
-	b.pending = append(b.pending, bt)
-	var atts []*nats.Msg
-	if b.js != nil {
-		atts = b.registerLocked(bt, nil)
-	}
-	b.mu.Unlock()
 	if b.js == nil {
+		// A core batch joins pending only once written, so that the
+		// flush confirming it is issued after its last message.
+		b.mu.Unlock()
 		err = b.writeCore(bt)
+		b.mu.Lock()
+		b.pending = append(b.pending, bt)
+		b.mu.Unlock()
 	} else {
+		// JetStream attempts are registered before they are written,
+		// so that every PubAck finds its message.
+		b.pending = append(b.pending, bt)
+		atts := b.registerLocked(bt, nil)
+		b.mu.Unlock()
 		err = b.writeJS(atts)
 	}
 	if err != nil {
@@ -96,6 +101,9 @@ func (b *Bus) check(msgs []bridge.Message) error {
 		m := &msgs[i]
 		if err := validSubject(m.Route); err != nil {
 			return fmt.Errorf("natsbus: publish: message %d: %w: %w", i, bridge.ErrInvalidMessage, err)
+		}
+		if !m.QoS.Valid() {
+			return fmt.Errorf("natsbus: publish: message %d on %q: QoS %d: %w", i, m.Route, m.QoS, bridge.ErrInvalidMessage)
 		}
 		if size := int64(len(m.Payload) + len(m.Route) + 64); limit > 0 && size > limit {
 			return fmt.Errorf("natsbus: publish: message %d on %q: %d payload bytes exceed the server limit %d: %w",
@@ -246,6 +254,10 @@ func (b *Bus) onAckErr(_ jetstream.JetStream, nm *nats.Msg, err error) {
 	bt := s.b
 	bt.attempt[s.i] = nil
 	var apiErr *jetstream.APIError
+	if bt.done {
+		b.mu.Unlock()
+		return
+	}
 	if errors.As(err, &apiErr) {
 		// The stream refused the message (too large, limits): sending it
 		// again cannot help. The batch fails; the bridge decides.
