@@ -15,6 +15,8 @@ import (
 type broker struct {
 	tb        testing.TB
 	jetstream bool
+	mod       func(*server.Options) // extra settings (auth, TLS)
+	scheme    string
 	dir       string
 	port      int
 	mu        sync.Mutex
@@ -25,7 +27,13 @@ type broker struct {
 // shut down at test cleanup.
 func startBroker(tb testing.TB, jetstream bool) *broker {
 	tb.Helper()
-	b := &broker{tb: tb, jetstream: jetstream, port: -1}
+	return startBrokerWith(tb, jetstream, nil)
+}
+
+// startBrokerWith is startBroker with extra server settings.
+func startBrokerWith(tb testing.TB, jetstream bool, mod func(*server.Options)) *broker {
+	tb.Helper()
+	b := &broker{tb: tb, jetstream: jetstream, port: -1, mod: mod, scheme: "nats"}
 	if jetstream {
 		b.dir = tb.TempDir()
 	}
@@ -43,6 +51,9 @@ func (b *broker) start() {
 		NoSigs:    true,
 		JetStream: b.jetstream,
 		StoreDir:  b.dir,
+	}
+	if b.mod != nil {
+		b.mod(opts)
 	}
 	var srv *server.Server
 	var err error
@@ -89,4 +100,4 @@ func (b *broker) restart(whileDown func()) {
 	b.start()
 }
 
-func (b *broker) url() string { return fmt.Sprintf("nats://127.0.0.1:%d", b.port) }
+func (b *broker) url() string { return fmt.Sprintf("%s://127.0.0.1:%d", b.scheme, b.port) }

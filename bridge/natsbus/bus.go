@@ -39,7 +39,12 @@ type Bus struct {
 	js      jetstream.JetStream // nil in core mode
 	kv      jetstream.KeyValue  // nil in core mode
 	pubOpts []jetstream.PublishOpt
+	capture captureCache // JetStream: which subjects the stream captures
 	win     *buskit.Window
+
+	// Worker-only: spacing of recoveries that follow each other closely.
+	lastRecovered  time.Time
+	recoverBackoff time.Duration
 
 	base       context.Context // ends when Close gives up waiting
 	cancelBase context.CancelFunc
@@ -224,9 +229,11 @@ func (b *Bus) setupJetStream(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("natsbus: stream %q: %w", o.Stream, err)
 	}
-	if info := s.CachedInfo(); info != nil && info.Config.Duplicates <= 0 {
+	info := s.CachedInfo()
+	if info.Config.Duplicates <= 0 {
 		return fmt.Errorf("natsbus: stream %q: duplicate window is %s: re-sent messages would be stored twice", o.Stream, info.Config.Duplicates)
 	}
+	b.capture.set(info.Config.Subjects)
 	kv, err := js.KeyValue(ctx, o.PresenceBucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
 		kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: o.PresenceBucket, History: 1, Storage: storage, Replicas: o.Replicas})
@@ -266,6 +273,13 @@ func (b *Bus) onReconnect(nc *nats.Conn) {
 }
 
 func (b *Bus) onDisconnect(_ *nats.Conn, err error) {
+	b.mu.Lock()
+	closing := b.closing
+	b.mu.Unlock()
+	if closing {
+		b.log.Debug("disconnected", "err", err)
+		return
+	}
 	b.log.Warn("disconnected", "err", err)
 }
 

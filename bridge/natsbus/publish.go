@@ -102,6 +102,10 @@ func (b *Bus) check(msgs []bridge.Message) error {
 		if err := validSubject(m.Route); err != nil {
 			return fmt.Errorf("natsbus: publish: message %d: %w: %w", i, bridge.ErrInvalidMessage, err)
 		}
+		if b.js != nil && !b.capture.captures(m.Route) {
+			return fmt.Errorf("natsbus: publish: message %d: subject %q is not captured by stream %q: %w",
+				i, m.Route, b.o.JetStream.Stream, bridge.ErrInvalidMessage)
+		}
 		if !m.QoS.Valid() {
 			return fmt.Errorf("natsbus: publish: message %d on %q: QoS %d: %w", i, m.Route, m.QoS, bridge.ErrInvalidMessage)
 		}
@@ -382,6 +386,21 @@ func (b *Bus) flush() bool {
 // then re-sends every unconfirmed message in the original order and lets
 // new publishes through again.
 func (b *Bus) recover() {
+	// A recovery right after the previous one means the cause persists
+	// (a stream that refuses to answer): space them out.
+	if time.Since(b.lastRecovered) < 2*time.Second {
+		b.recoverBackoff = min(max(2*b.recoverBackoff, 50*time.Millisecond), 2*time.Second)
+		t := time.NewTimer(b.recoverBackoff)
+		select {
+		case <-t.C:
+		case <-b.stopCh:
+			t.Stop()
+			return
+		}
+	} else {
+		b.recoverBackoff = 0
+	}
+	defer func() { b.lastRecovered = time.Now() }()
 	backoff := 20 * time.Millisecond
 	for {
 		err := b.awaitUsable()
@@ -429,9 +448,11 @@ func (b *Bus) awaitUsable() error {
 	}
 	ctx, cancel := context.WithTimeout(b.base, b.o.FlushTimeout)
 	defer cancel()
-	if _, err := b.js.Stream(ctx, b.o.JetStream.Stream); err != nil {
+	s, err := b.js.Stream(ctx, b.o.JetStream.Stream)
+	if err != nil {
 		return fmt.Errorf("natsbus: stream %q not available: %w", b.o.JetStream.Stream, err)
 	}
+	b.capture.set(s.CachedInfo().Config.Subjects)
 	return nil
 }
 

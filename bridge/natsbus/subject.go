@@ -3,7 +3,9 @@ package natsbus
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 )
 
 // errSubject is the reason wrapped by subject validation errors.
@@ -89,4 +91,67 @@ func validName(n string) bool {
 		}
 	}
 	return true
+}
+
+// subjectMatches reports whether the literal subject matches filter, which
+// may hold the wildcards * (one token) and > (one or more final tokens).
+func subjectMatches(filter, subject string) bool {
+	for {
+		ft, frest, fmore := strings.Cut(filter, ".")
+		st, srest, smore := strings.Cut(subject, ".")
+		switch {
+		case ft == ">":
+			return true
+		case ft != "*" && ft != st:
+			return false
+		case fmore != smore:
+			return false
+		case !fmore:
+			return true
+		}
+		filter, subject = frest, srest
+	}
+}
+
+// maxCapturedCache bounds the subjects captureCache remembers; beyond it
+// every check matches the filters again.
+const maxCapturedCache = 1 << 16
+
+// captureCache answers whether the JetStream stream captures a subject,
+// remembering the answers. Safe for concurrent use.
+type captureCache struct {
+	mu      sync.RWMutex
+	filters []string
+	known   map[string]bool
+}
+
+// set replaces the stream's subject filters.
+func (c *captureCache) set(filters []string) {
+	c.mu.Lock()
+	c.filters = slices.Clone(filters)
+	c.known = make(map[string]bool)
+	c.mu.Unlock()
+}
+
+// captures reports whether subject matches one of the filters.
+func (c *captureCache) captures(subject string) bool {
+	c.mu.RLock()
+	v, ok := c.known[subject]
+	filters := c.filters
+	c.mu.RUnlock()
+	if ok {
+		return v
+	}
+	for _, f := range filters {
+		if subjectMatches(f, subject) {
+			v = true
+			break
+		}
+	}
+	c.mu.Lock()
+	if len(c.known) < maxCapturedCache {
+		c.known[subject] = v
+	}
+	c.mu.Unlock()
+	return v
 }
