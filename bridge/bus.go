@@ -130,8 +130,9 @@ type Publisher interface {
 	// after the other by one goroutine, reach each route in that order.
 	//
 	// Publish blocks while the adapter's bounded in-flight window is full
-	// or while it re-sends unconfirmed messages after a reconnect
-	// (backpressure), until ctx is done. It returns an error wrapping
+	// (backpressure), until ctx is done; while the broker is unreachable
+	// the window holds the batches and they are sent after the reconnect,
+	// in order, after everything older. It returns an error wrapping
 	// ErrInvalidMessage for a message it refuses (nothing of the batch is
 	// sent), ErrClosed after Close, or ctx.Err().
 	//

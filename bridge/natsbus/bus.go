@@ -56,7 +56,6 @@ type Bus struct {
 	mu         sync.Mutex
 	closing    bool
 	recovering bool
-	resumed    chan struct{}       // closed when the current recovery ends
 	pending    []*batch            // unconfirmed batches in write order
 	recs       map[*nats.Msg]*slot // JetStream: the live attempt of each unacked message
 	drained    chan struct{}       // closed when closing and pending is empty

@@ -20,6 +20,7 @@ type batch struct {
 	slots   int       // window slots held
 	since   time.Time // when it was accepted, for Ready
 	gen     uint64    // core: reconnect count read before its last write
+	written bool      // core: every message written since gen was read
 
 	// JetStream only.
 	state   []msgState
@@ -61,11 +62,23 @@ func (b *Bus) Publish(ctx context.Context, msgs []bridge.Message, confirm bridge
 		bt.attempt = make([]*nats.Msg, len(msgs))
 		bt.left = len(msgs)
 	}
-	if err := b.enter(ctx); err != nil {
+	if err := b.enter(); err != nil {
 		b.win.Release(n)
 		return err
 	}
-	// Holding wmu and mu, not recovering, not closing.
+	// Holding wmu and mu, not closing.
+	if b.recovering {
+		// The connection is being repaired: the batch waits in the window
+		// and the re-send writes it after everything older.
+		for i := range bt.state {
+			bt.state[i] = lost
+		}
+		b.pending = append(b.pending, bt)
+		b.mu.Unlock()
+		b.wmu.Unlock()
+		b.poke()
+		return nil
+	}
 	if b.js == nil {
 		// A core batch joins pending only once written, so that the
 		// flush confirming it is issued after its last message.
@@ -117,34 +130,23 @@ func (b *Bus) check(msgs []bridge.Message) error {
 	return nil
 }
 
-// enter takes wmu and mu once no recovery runs. On success both are held.
-func (b *Bus) enter(ctx context.Context) error {
-	for {
-		b.wmu.Lock()
-		b.mu.Lock()
-		if b.closing {
-			b.mu.Unlock()
-			b.wmu.Unlock()
-			return fmt.Errorf("natsbus: publish: %w", bridge.ErrClosed)
-		}
-		if !b.recovering {
-			return nil
-		}
-		resumed := b.resumed
+// enter takes wmu and then mu unless the adapter is closing. While a
+// re-send runs it holds wmu, so a batch entered after it is written after
+// everything the re-send wrote.
+func (b *Bus) enter() error {
+	b.wmu.Lock()
+	b.mu.Lock()
+	if b.closing {
 		b.mu.Unlock()
 		b.wmu.Unlock()
-		select {
-		case <-resumed:
-		case <-ctx.Done():
-			return fmt.Errorf("natsbus: publish: waiting for re-send after reconnect: %w", ctx.Err())
-		case <-b.closeCh:
-			return fmt.Errorf("natsbus: publish: %w", bridge.ErrClosed)
-		}
+		return fmt.Errorf("natsbus: publish: %w", bridge.ErrClosed)
 	}
+	return nil
 }
 
 // writeCore writes every message of bt. Caller holds wmu.
 func (b *Bus) writeCore(bt *batch) error {
+	bt.written = false
 	bt.gen = b.nc.Stats().Reconnects
 	for i := range bt.msgs {
 		if err := b.nc.Publish(bt.msgs[i].Route, bt.msgs[i].Payload); err != nil {
@@ -152,6 +154,7 @@ func (b *Bus) writeCore(bt *batch) error {
 			return fmt.Errorf("natsbus: publish %q: %w", bt.msgs[i].Route, err)
 		}
 	}
+	bt.written = true
 	b.m.Published.Add(uint64(len(bt.msgs)))
 	return nil
 }
@@ -213,7 +216,6 @@ func (b *Bus) startRecovery(cause error) {
 	b.mu.Lock()
 	if !b.recovering && !b.closing {
 		b.recovering = true
-		b.resumed = make(chan struct{})
 		b.log.Warn("confirmation failed; re-sending unconfirmed messages", "err", cause)
 	}
 	b.mu.Unlock()
@@ -345,6 +347,10 @@ func (b *Bus) step() bool {
 // flush confirms the core batches written so far with one round trip.
 func (b *Bus) flush() bool {
 	b.mu.Lock()
+	if b.recovering {
+		b.mu.Unlock()
+		return true
+	}
 	snap := slices.Clone(b.pending)
 	b.mu.Unlock()
 	if len(snap) == 0 {
@@ -356,7 +362,7 @@ func (b *Bus) flush() bool {
 	gen := b.nc.Stats().Reconnects
 	if err == nil {
 		for _, bt := range snap {
-			if bt.gen != gen {
+			if !bt.written || bt.gen != gen {
 				err = fmt.Errorf("natsbus: reconnected since batch was written")
 				break
 			}
@@ -410,7 +416,6 @@ func (b *Bus) recover() {
 			if err == nil {
 				b.mu.Lock()
 				b.recovering = false
-				close(b.resumed)
 				b.mu.Unlock()
 			}
 			b.wmu.Unlock()
