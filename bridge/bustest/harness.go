@@ -51,8 +51,14 @@ type Harness struct {
 	// NATS): the suite then checks a live subscriber.
 	ReadPresence func(ctx context.Context, t *testing.T, p bridge.Presence) []byte
 	// LosslessRestart says the bus loses nothing across RestartBroker
-	// (JetStream; MQTT at QoS 1 with a broker-side Watch).
+	// (JetStream; MQTT at QoS 1 with a broker-side Watch). The suite then
+	// also checks that the last copy of every value arrives in publish
+	// order, so the newest value of a route is the one that stays.
 	LosslessRestart bool
+	// OrderedRestart says that even the first copies keep publish order
+	// across RestartBroker (JetStream). MQTT cannot promise it: paho may
+	// put a message on the new connection before its re-send of older ones.
+	OrderedRestart bool
 	// QoS is the MQTT QoS of the suite's data messages (ignored by NATS).
 	QoS bridge.QoS
 }

@@ -160,6 +160,9 @@ func testCommandsAfterRestart(t *testing.T, h Harness) {
 	for range 20 {
 		c, cancel := context.WithTimeout(ctx, time.Second)
 		got, err := h.Command(c, t, route, []byte("after"))
+		if err != nil {
+			<-c.Done() // the attempt failed fast (client not back yet): pace the retries
+		}
 		cancel()
 		if err == nil {
 			if string(got) != route+"|after" {

@@ -237,8 +237,11 @@ func testBrokerRestart(t *testing.T, h Harness) {
 				missing++
 			}
 		}
-		if h.LosslessRestart {
+		if h.OrderedRestart {
 			firstOrder(t, r, s)
+		}
+		if h.LosslessRestart {
+			lastOrder(t, r, s)
 		}
 	}
 	if h.LosslessRestart && missing > 0 {
@@ -265,14 +268,45 @@ func firstOrder(t *testing.T, route string, s []int) {
 		}
 		seen[v] = true
 		if v < prev {
-			t.Errorf("route %q: %d arrived for the first time after %d", route, v, prev)
+			t.Errorf("route %q: %d arrived for the first time after %d (arrivals around it: %v)", route, v, prev, around(s, v))
 			return
 		}
 		prev = v
 	}
 }
 
+// lastOrder checks that the last arrival of each value is in increasing
+// order: whatever arrived early was repeated, so a consumer that keeps the
+// latest message of a route ends with the newest value.
+func lastOrder(t *testing.T, route string, s []int) {
+	t.Helper()
+	seen := make(map[int]bool, len(s))
+	next := -1 << 62
+	for i := len(s) - 1; i >= 0; i-- {
+		v := s[i]
+		if seen[v] {
+			continue
+		}
+		seen[v] = true
+		if next != -1<<62 && v > next {
+			t.Errorf("route %q: the last copy of %d arrived after the last copy of %d (arrivals around it: %v)", route, v, next, around(s, v))
+			return
+		}
+		next = v
+	}
+}
+
 func tail(s []int) []int { return s[max(0, len(s)-5):] }
+
+// around returns the arrivals near the first arrival of v.
+func around(s []int, v int) []int {
+	for i, x := range s {
+		if x == v {
+			return s[max(0, i-8):min(len(s), i+8)]
+		}
+	}
+	return nil
+}
 
 func testCloseWhilePublishing(t *testing.T, h Harness) {
 	const sessions = 4

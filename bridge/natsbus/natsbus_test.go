@@ -60,6 +60,7 @@ func harness(t *testing.T, useJS bool) bustest.Harness {
 	h := bustest.Harness{
 		Sep:             ".",
 		LosslessRestart: useJS,
+		OrderedRestart:  useJS,
 		Open: func(t *testing.T, c bustest.Config) bridge.Bus {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
