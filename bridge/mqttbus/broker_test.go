@@ -21,8 +21,8 @@ import (
 // a broker that lost its disk: retained messages and sessions are gone.
 type broker struct {
 	tb     testing.TB
-	tls    *tls.Config // nil: plain TCP
-	auth   mochi.Hook  // nil: allow all
+	tls    *tls.Config  // nil: plain TCP
+	ledger *auth.Ledger // nil: allow all
 	mu     sync.Mutex
 	srv    *mochi.Server
 	port   int
@@ -39,9 +39,11 @@ type inlineSub struct {
 // cleanup.
 func startBroker(tb testing.TB) *broker { return startBrokerWith(tb, nil, nil) }
 
-func startBrokerWith(tb testing.TB, tlsCfg *tls.Config, authHook mochi.Hook) *broker {
+// startBrokerWith starts a broker with a TLS listener and/or an
+// authentication ledger.
+func startBrokerWith(tb testing.TB, tlsCfg *tls.Config, ledger *auth.Ledger) *broker {
 	tb.Helper()
-	b := &broker{tb: tb, tls: tlsCfg, auth: authHook, inline: make(map[int]inlineSub)}
+	b := &broker{tb: tb, tls: tlsCfg, ledger: ledger, inline: make(map[int]inlineSub)}
 	b.start()
 	tb.Cleanup(b.stop)
 	return b
@@ -51,11 +53,13 @@ func (b *broker) start() {
 	b.tb.Helper()
 	for try := 0; ; try++ {
 		srv := mochi.New(&mochi.Options{InlineClient: true, Logger: slog.New(slog.DiscardHandler)})
-		var hook mochi.Hook = new(auth.AllowHook)
-		if b.auth != nil {
-			hook = b.auth
+		var err error
+		if b.ledger != nil {
+			err = srv.AddHook(new(auth.Hook), &auth.Options{Ledger: b.ledger})
+		} else {
+			err = srv.AddHook(new(auth.AllowHook), nil)
 		}
-		if err := srv.AddHook(hook, nil); err != nil {
+		if err != nil {
 			b.tb.Fatal(err)
 		}
 		b.mu.Lock()
