@@ -5,7 +5,7 @@ PKGS := ./...
 OPCUA_SERVER_DIR := integration/opcua-server
 FUZZTIME ?= 2m
 
-.PHONY: help build test test-integration fuzz bench lint npm-deps
+.PHONY: help build test test-integration fuzz bench bench-integration lint npm-deps
 
 help: ## List the targets.
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -16,10 +16,9 @@ build: ## Build the binaries into bin/.
 test: ## Unit and in-process integration tests, race detector on (the CI test command).
 	$(GO) test -race -count=1 -timeout 10m $(PKGS)
 
-npm-deps: ## Install the node-opcua test server's packages from the lock file.
-	@if [ -f $(OPCUA_SERVER_DIR)/package-lock.json ]; then \
-		cd $(OPCUA_SERVER_DIR) && npm ci --no-audit --no-fund --loglevel=error; \
-	fi
+npm-deps: ## Install the node-opcua test server's packages from the lock file (needs Node.js >= 20 and npm).
+	@command -v node >/dev/null && command -v npm >/dev/null || { echo "Node.js and npm are needed by the integration tests (.ci/run installs them)"; exit 1; }
+	cd $(OPCUA_SERVER_DIR) && npm ci --no-audit --no-fund --loglevel=error
 
 test-integration: npm-deps ## End-to-end tests against external peers (node-opcua, mosquitto).
 	@command -v mosquitto >/dev/null || { echo "mosquitto not installed (apt-get install -y mosquitto)"; exit 1; }
@@ -34,6 +33,9 @@ fuzz: ## Run every fuzz target for FUZZTIME each (default 2m).
 
 bench: ## Run the benchmarks whose figures the README quotes.
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 -timeout 30m $(PKGS)
+
+bench-integration: npm-deps ## Run the benchmarks against node-opcua (build tag integration).
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 -timeout 30m -tags integration ./integration/...
 
 lint: ## go vet and gofmt.
 	$(GO) vet $(PKGS)

@@ -8,5 +8,11 @@
 // pending-socket caps), and the handoff of each admitted socket as a
 // [Session].
 //
+// A [Factory] turns an admitted Session into a [Client]: an OPC UA session
+// (with security, server trust and user identity) on that very socket, with
+// the Attribute, Method and View services. [Client.Resume] moves the session
+// onto the server's next reverse connection. Package rc/rctest has test
+// servers that connect with Reverse Connect.
+//
 // rc imports only the standard library and gopcua's lower layers.
 package rc

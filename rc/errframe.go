@@ -3,6 +3,7 @@ package rc
 import (
 	"encoding/binary"
 	"io"
+	"unicode/utf8"
 
 	"github.com/gopcua/opcua/ua"
 )
@@ -11,10 +12,15 @@ import (
 const maxReasonLength = 4096
 
 // AppendErrorFrame appends an OPC UA TCP Error message ("ERRF") carrying
-// status and reason to b. Specification: Part 6, 7.1.2.5.
+// status and reason to b. A reason longer than 4096 bytes is cut, at a
+// UTF-8 character boundary. Specification: Part 6, 7.1.2.5.
 func AppendErrorFrame(b []byte, status ua.StatusCode, reason string) []byte {
 	if len(reason) > maxReasonLength {
-		reason = reason[:maxReasonLength]
+		cut := maxReasonLength
+		for cut > 0 && !utf8.RuneStart(reason[cut]) {
+			cut--
+		}
+		reason = reason[:cut]
 	}
 	size := headerSize + 4 + 4 + len(reason)
 	b = append(b, 'E', 'R', 'R', 'F')

@@ -92,13 +92,13 @@ func appendString(b []byte, s string) []byte {
 // reads the 8-byte header, checks the declared size against maxSize before
 // allocating, then reads exactly the rest of the frame. The remainder of the
 // stream belongs to the OPC UA session, so r must not be buffered by the
-// caller. maxSize <= 0 means DefaultMaxHelloSize.
+// caller. maxSize <= 0 means DefaultMaxHelloSize, and a larger maxSize is
+// lowered to it: no valid ReverseHello is larger, so the allocation is
+// bounded whatever the caller passes.
 //
 // Deadlines are the caller's business (set one on the connection).
 func ReadHello(r io.Reader, maxSize int) (Hello, error) {
-	if maxSize <= 0 {
-		maxSize = DefaultMaxHelloSize
-	}
+	maxSize = effectiveMaxSize(maxSize)
 	var hdr [headerSize]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return Hello{}, readErr("header", err)
@@ -117,11 +117,9 @@ func ReadHello(r io.Reader, maxSize int) (Hello, error) {
 
 // DecodeHello decodes one complete ReverseHello frame held in b. b must be
 // exactly the frame: bytes past the declared MessageSize are an error.
-// maxSize <= 0 means DefaultMaxHelloSize.
+// maxSize is treated as in ReadHello.
 func DecodeHello(b []byte, maxSize int) (Hello, error) {
-	if maxSize <= 0 {
-		maxSize = DefaultMaxHelloSize
-	}
+	maxSize = effectiveMaxSize(maxSize)
 	if len(b) < headerSize {
 		return Hello{}, fmt.Errorf("%w: header needs %d bytes, have %d", ErrTruncated, headerSize, len(b))
 	}
@@ -136,6 +134,13 @@ func DecodeHello(b []byte, maxSize int) (Hello, error) {
 		return Hello{}, fmt.Errorf("%w: %d bytes after MessageSize %d", ErrTrailingBytes, len(b)-size, size)
 	}
 	return decodeBody(b[headerSize:])
+}
+
+func effectiveMaxSize(maxSize int) int {
+	if maxSize <= 0 || maxSize > DefaultMaxHelloSize {
+		return DefaultMaxHelloSize
+	}
+	return maxSize
 }
 
 func readErr(what string, err error) error {

@@ -1,0 +1,287 @@
+package rc
+
+import (
+	"bytes"
+	"context"
+	"crypto/rsa"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/gopcua/opcua/ua"
+	"github.com/gopcua/opcua/uacp"
+	"github.com/gopcua/opcua/uapolicy"
+	"github.com/gopcua/opcua/uasc"
+)
+
+// Connection errors.
+var (
+	// ErrConnectionLost means the socket under the session failed or the
+	// server closed it. The session itself may still exist on the server.
+	ErrConnectionLost = errors.New("rc: connection lost")
+	// ErrClosed means the client was closed.
+	ErrClosed = errors.New("rc: client closed")
+	// ErrHandshake is wrapped by failures of the HEL/ACK exchange and of
+	// OpenSecureChannel.
+	ErrHandshake = errors.New("rc: channel handshake failed")
+)
+
+// Transport limits we announce in our Hello and accept in the server's
+// Acknowledge. Specification: Part 6, 7.1.2.3 and 7.1.2.4.
+const (
+	helloBufferSize     = 0xffff
+	helloMaxMessageSize = 16 << 20
+	minBufferSize       = 8192
+	// maxBufferSize caps the buffer sizes a server may announce in its ACK:
+	// gopcua allocates a receive buffer of that size for every chunk.
+	maxBufferSize = 4 << 20
+	// errChanSize buffers gopcua's error channel; the monitor drains it.
+	errChanSize = 32
+)
+
+// channelParams configures one secure channel.
+type channelParams struct {
+	endpointURL    string
+	policy         SecurityPolicy
+	mode           SecurityMode
+	keyPair        KeyPair         // our application certificate, secure only
+	userKey        *rsa.PrivateKey // X.509 user identity key, if any
+	remoteCert     []byte          // the server certificate, secure only
+	lifetime       time.Duration
+	requestTimeout time.Duration
+}
+
+// channel is one secure channel on one socket: the transport a session runs
+// over. A session outlives its channels; the client swaps them on resume.
+//
+// Lifecycle: openChannel starts gopcua's dispatcher and our monitor. The
+// channel ends exactly once, either lost (network failure seen by the
+// monitor or by a request) or closed (close). Both close the socket and
+// gopcua's channel, so every goroutine behind it returns.
+type channel struct {
+	log        *slog.Logger
+	tcp        *net.TCPConn
+	sc         *uasc.SecureChannel
+	remoteCert []byte // verified server certificate, secure only
+	errCh      chan error
+
+	endOnce sync.Once
+	ended   chan struct{} // closed when the channel is lost or closed
+	cause   error         // why it ended; written before ended is closed
+
+	stop        chan struct{} // tells the monitor to return
+	monitorDone chan struct{}
+	closeOnce   sync.Once
+}
+
+// openChannel runs HEL/ACK with p.endpointURL on tcp and opens a secure
+// channel. On failure it closes tcp.
+func openChannel(ctx context.Context, tcp *net.TCPConn, p channelParams, log *slog.Logger) (_ *channel, err error) {
+	fail := func(step string, err error) error {
+		_ = tcp.Close()
+		if ctx.Err() != nil {
+			return fmt.Errorf("%w: %s: %w: %w", ErrHandshake, step, ctx.Err(), err)
+		}
+		// Socket deadlines come from ctx only, so a timeout is ctx's.
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return fmt.Errorf("%w: %s: %w: %w", ErrHandshake, step, context.DeadlineExceeded, err)
+		}
+		return fmt.Errorf("%w: %s: %w", ErrHandshake, step, err)
+	}
+
+	// gopcua's Handshake honours only a deadline; a cancelled ctx must
+	// unblock it too.
+	unblock := context.AfterFunc(ctx, func() { _ = tcp.SetDeadline(time.Unix(1, 0)) })
+	ack := uacp.Acknowledge{ // each connection gets its own copy
+		ReceiveBufSize: helloBufferSize,
+		SendBufSize:    helloBufferSize,
+		MaxMessageSize: helloMaxMessageSize,
+	}
+	conn, err := uacp.NewConn(tcp, &ack)
+	if err != nil {
+		unblock()
+		return nil, fail("HEL", err)
+	}
+	err = conn.Handshake(ctx, p.endpointURL)
+	if !unblock() || err != nil {
+		if err == nil {
+			err = ctx.Err()
+		}
+		return nil, fail("HEL/ACK", err)
+	}
+	if err := tcp.SetDeadline(time.Time{}); err != nil {
+		return nil, fail("HEL/ACK", err)
+	}
+	if err := checkAck(conn); err != nil {
+		return nil, fail("ACK", err)
+	}
+
+	cfg := &uasc.Config{
+		SecurityPolicyURI: p.policy.URI(),
+		SecurityMode:      p.mode.UA(),
+		Lifetime:          uint32(p.lifetime / time.Millisecond),
+		RequestTimeout:    p.requestTimeout,
+		UserKey:           p.userKey,
+	}
+	if p.policy != SecurityPolicyNone {
+		cfg.Certificate = p.keyPair.Certificate
+		cfg.LocalKey = p.keyPair.PrivateKey
+		cfg.RemoteCertificate = p.remoteCert
+		cfg.Thumbprint = uapolicy.Thumbprint(p.remoteCert)
+	}
+	ch := &channel{
+		log:         log,
+		tcp:         tcp,
+		errCh:       make(chan error, errChanSize),
+		ended:       make(chan struct{}),
+		stop:        make(chan struct{}),
+		monitorDone: make(chan struct{}),
+	}
+	ch.sc, err = uasc.NewSecureChannel(p.endpointURL, conn, cfg, ch.errCh)
+	if err != nil {
+		return nil, fail("secure channel", err)
+	}
+	go ch.monitor()
+
+	// sc.Open honours ctx, but gopcua holds the request lock without one
+	// while it waits; closing the socket is what always unblocks it.
+	unblock = context.AfterFunc(ctx, func() { _ = tcp.Close() })
+	err = ch.sc.Open(ctx)
+	unblock()
+	if err == nil && ctx.Err() != nil {
+		err = ctx.Err()
+	}
+	if err == nil {
+		err = ch.checkOpened(cfg, p)
+	}
+	if err != nil {
+		ch.end(err)
+		ch.close(ctx)
+		return nil, fail("OpenSecureChannel", err)
+	}
+	if p.policy != SecurityPolicyNone {
+		ch.remoteCert = p.remoteCert
+	}
+	return ch, nil
+}
+
+// checkAck rejects Acknowledge parameters that are out of the spec's range or
+// would make gopcua allocate excessively.
+func checkAck(c *uacp.Conn) error {
+	for _, v := range []struct {
+		name string
+		n    uint32
+	}{{"ReceiveBufferSize", c.ReceiveBufSize()}, {"SendBufferSize", c.SendBufSize()}} {
+		if v.n < minBufferSize || v.n > maxBufferSize {
+			return fmt.Errorf("server %s %d outside %d..%d", v.name, v.n, minBufferSize, maxBufferSize)
+		}
+	}
+	return nil
+}
+
+// checkOpened verifies what gopcua accepted in the OpenSecureChannel
+// response: gopcua takes the server's policy and certificate from the
+// response itself, so they must be the ones we asked for and trust.
+// Reading cfg is safe here: the dispatcher wrote it before handing over the
+// response, and writes it again only on renewal.
+func (ch *channel) checkOpened(cfg *uasc.Config, p channelParams) error {
+	if cfg.SecurityPolicyURI != p.policy.URI() {
+		return fmt.Errorf("server answered with security policy %q, want %q", cfg.SecurityPolicyURI, p.policy.URI())
+	}
+	if p.policy != SecurityPolicyNone && !bytes.Equal(cfg.RemoteCertificate, p.remoteCert) {
+		return fmt.Errorf("server signed OpenSecureChannel with certificate %s, want the trusted %s",
+			thumbprintHex(cfg.RemoteCertificate), thumbprintHex(p.remoteCert))
+	}
+	return nil
+}
+
+// monitor drains gopcua's error channel. gopcua pushes every non-Good
+// service result there too; those are results, not failures. Only network
+// errors end the channel.
+func (ch *channel) monitor() {
+	defer close(ch.monitorDone)
+	for {
+		select {
+		case err := <-ch.errCh:
+			if isConnectionLost(err) {
+				ch.end(err)
+				ch.shutdown()
+				return
+			}
+			var status ua.StatusCode
+			if !errors.As(err, &status) {
+				ch.log.Debug("secure channel error", "err", err)
+			}
+		case <-ch.stop:
+			return
+		}
+	}
+}
+
+// isConnectionLost reports whether err means the socket is gone or unusable.
+func isConnectionLost(err error) bool {
+	var status ua.StatusCode
+	var netErr net.Error
+	var uacpErr *uacp.Error
+	switch {
+	case err == nil, errors.As(err, &status):
+		return false
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed),
+		errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
+		errors.As(err, &netErr), errors.As(err, &uacpErr):
+		return true
+	}
+	return false
+}
+
+// end records why the channel ended; the first call wins.
+func (ch *channel) end(cause error) {
+	ch.endOnce.Do(func() {
+		if errors.Is(cause, ErrClosed) {
+			ch.cause = cause
+		} else {
+			ch.cause = fmt.Errorf("%w: %w", ErrConnectionLost, cause)
+		}
+		close(ch.ended)
+	})
+}
+
+// err returns why the channel ended, or nil while it is usable.
+func (ch *channel) err() error {
+	select {
+	case <-ch.ended:
+		return ch.cause
+	default:
+		return nil
+	}
+}
+
+// shutdown closes the socket first, so nothing can block on it, then
+// gopcua's channel, which stops its renewal goroutines. Idempotent.
+func (ch *channel) shutdown() {
+	_ = ch.tcp.Close()
+	_ = ch.sc.Close()
+}
+
+// close ends the channel gracefully: CloseSecureChannel, then the socket.
+// ctx bounds the wait; when it expires the socket is closed regardless.
+// It returns once the monitor has returned.
+func (ch *channel) close(ctx context.Context) {
+	ch.closeOnce.Do(func() {
+		if ch.err() == nil {
+			stop := context.AfterFunc(ctx, func() { _ = ch.tcp.Close() })
+			_ = ch.sc.Close() // sends CloseSecureChannel
+			stop()
+		}
+		ch.end(ErrClosed)
+		ch.shutdown()
+		close(ch.stop)
+		<-ch.monitorDone
+	})
+}
