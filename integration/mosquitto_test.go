@@ -210,7 +210,7 @@ func mosquittoHarness(t *testing.T, qos bridge.QoS) bustest.Harness {
 				return nil, errors.New("requester not connected")
 			}
 			got := make(chan []byte, 1)
-			tok := requester.Subscribe(route+"/set/result", 1, func(_ mqtt.Client, msg mqtt.Message) {
+			tok := requester.Subscribe(route+"/result", 1, func(_ mqtt.Client, msg mqtt.Message) {
 				select {
 				case got <- msg.Payload():
 				default:
@@ -219,8 +219,8 @@ func mosquittoHarness(t *testing.T, qos bridge.QoS) bustest.Harness {
 			if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 				return nil, fmt.Errorf("subscribe result: %v", tok.Error())
 			}
-			defer func() { requester.Unsubscribe(route + "/set/result").WaitTimeout(5 * time.Second) }()
-			if p := requester.Publish(route+"/set", 1, false, payload); !p.WaitTimeout(5*time.Second) || p.Error() != nil {
+			defer func() { requester.Unsubscribe(route + "/result").WaitTimeout(5 * time.Second) }()
+			if p := requester.Publish(route, 1, false, payload); !p.WaitTimeout(5*time.Second) || p.Error() != nil {
 				return nil, fmt.Errorf("publish command: %v", p.Error())
 			}
 			select {
@@ -231,7 +231,7 @@ func mosquittoHarness(t *testing.T, qos bridge.QoS) bustest.Harness {
 			}
 		},
 		Notify: func(t *testing.T, route string, payload []byte) {
-			await(t, requester.Publish(route+"/set", 1, false, payload), "notify")
+			await(t, requester.Publish(route, 1, false, payload), "notify")
 		},
 		RestartBroker: func(t *testing.T, whileDown func()) { m.restart(whileDown) },
 		ReadPresence: func(ctx context.Context, t *testing.T, p bridge.Presence) []byte {
