@@ -18,7 +18,6 @@ const (
 	DefaultMaxInFlight          = 1000
 	DefaultKeepAlive            = 30 * time.Second
 	DefaultConnectTimeout       = 10 * time.Second
-	DefaultWriteTimeout         = 30 * time.Second
 	DefaultMaxReconnectInterval = 10 * time.Second
 	DefaultAckTimeout           = 10 * time.Second
 	DefaultStallTimeout         = 30 * time.Second
@@ -48,9 +47,13 @@ type Options struct {
 	TLSCertFile string
 	TLSKeyFile  string
 
-	KeepAlive            time.Duration
-	ConnectTimeout       time.Duration
-	WriteTimeout         time.Duration // bounds one packet write
+	KeepAlive      time.Duration
+	ConnectTimeout time.Duration
+	// WriteTimeout bounds one packet write. Zero (the default, as in
+	// paho) sets no deadline per write, which costs about 10 % of QoS 0
+	// throughput; a dead connection is then found by the keep-alive
+	// (KeepAlive plus half of it for the PINGRESP).
+	WriteTimeout         time.Duration
 	MaxReconnectInterval time.Duration // cap of the reconnect backoff
 
 	// MaxInFlight bounds the messages published but not yet confirmed,
@@ -165,7 +168,6 @@ func (o Options) withDefaults() Options {
 	}
 	def(&o.KeepAlive, DefaultKeepAlive)
 	def(&o.ConnectTimeout, DefaultConnectTimeout)
-	def(&o.WriteTimeout, DefaultWriteTimeout)
 	def(&o.MaxReconnectInterval, DefaultMaxReconnectInterval)
 	def(&o.AckTimeout, DefaultAckTimeout)
 	def(&o.StallTimeout, DefaultStallTimeout)

@@ -78,8 +78,16 @@ func (b *Bus) send(bt *batch, from int) bool {
 		b.mu.Lock()
 		bt.parts++
 		b.mu.Unlock()
-		b.qos0 <- qos0Wait{b: bt, toks: toks}
+		w := qos0Wait{b: bt, toks: toks}
 		toks = nil
+		select {
+		case <-w.toks[len(w.toks)-1].Done():
+			// Already written (tokens complete in write order): settle it
+			// here and save the waiter a wake-up.
+			b.settle(w)
+		default:
+			b.qos0 <- w
+		}
 	}
 	for i := from; i < len(bt.msgs); i++ {
 		m := &bt.msgs[i]
@@ -218,27 +226,37 @@ func (b *Bus) waitTokens() {
 	for {
 		select {
 		case w := <-b.qos0:
-			var lost uint64
 			for _, t := range w.toks {
 				select {
 				case <-t.Done():
 				case <-b.stopCh:
 					return
 				}
-				if t.Error() != nil {
-					lost++
-				}
 			}
-			if lost > 0 {
-				b.m.Lost.Add(lost)
-				b.log.Warn("QoS 0 messages lost (not sent again: at most once)", "lost", lost, "err", w.toks[len(w.toks)-1].Error())
-			}
-			b.m.Confirmed.Add(uint64(len(w.toks)) - lost)
-			b.partDone(w.b)
+			b.settle(w)
 		case <-b.stopCh:
 			return
 		}
 	}
+}
+
+// settle counts a written QoS 0 group, the lost messages of it included,
+// and gives its part of the batch back.
+func (b *Bus) settle(w qos0Wait) {
+	var lost uint64
+	var lastErr error
+	for _, t := range w.toks {
+		if err := t.Error(); err != nil {
+			lost++
+			lastErr = err
+		}
+	}
+	if lost > 0 {
+		b.m.Lost.Add(lost)
+		b.log.Warn("QoS 0 messages lost (not sent again: at most once)", "lost", lost, "err", lastErr)
+	}
+	b.m.Confirmed.Add(uint64(len(w.toks)) - lost)
+	b.partDone(w.b)
 }
 
 // publishTracked publishes one message outside the data path (presence,
