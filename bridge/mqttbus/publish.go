@@ -114,9 +114,15 @@ func (b *Bus) send(bt *batch, from int) bool {
 			i-- // lost the connection while waiting: hold from here
 			continue
 		}
-		b.store.arm(&pubRec{b: bt, i: i})
+		rec := &pubRec{b: bt, i: i}
+		resumes := b.store.resumes.Load()
+		b.store.arm(rec)
 		tok := b.c.Publish(m.Route, byte(m.QoS), m.Retain, m.Payload)
-		if !b.store.disarm() {
+		claimed := b.store.disarm()
+		if claimed && b.store.resumes.Load() != resumes {
+			b.store.addLate(rec)
+		}
+		if !claimed {
 			// paho refused it before storing (disconnected meanwhile):
 			// hold it and the rest.
 			b.log.Debug("publish refused; holding", "err", tok.Error())
