@@ -4,7 +4,6 @@ package integration
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -206,8 +205,13 @@ func mosquittoHarness(t *testing.T, qos bridge.QoS) bustest.Harness {
 			t.Cleanup(func() { close(block) })
 		},
 		Command: func(ctx context.Context, t *testing.T, route string, payload []byte) ([]byte, error) {
-			if !requester.IsConnectionOpen() {
-				return nil, errors.New("requester not connected")
+			// After a broker restart the requester may still be reconnecting.
+			for !requester.IsConnectionOpen() {
+				select {
+				case <-ctx.Done():
+					return nil, fmt.Errorf("requester not connected: %w", ctx.Err())
+				case <-time.After(10 * time.Millisecond):
+				}
 			}
 			got := make(chan []byte, 1)
 			tok := requester.Subscribe(route+"/result", 1, func(_ mqtt.Client, msg mqtt.Message) {

@@ -115,6 +115,14 @@ func harness(t *testing.T, qos bridge.QoS) bustest.Harness {
 			t.Cleanup(func() { close(block) })
 		},
 		Command: func(ctx context.Context, t *testing.T, route string, payload []byte) ([]byte, error) {
+			// After a broker restart the requester may still be reconnecting.
+			for !client.IsConnectionOpen() {
+				select {
+				case <-ctx.Done():
+					return nil, fmt.Errorf("requester not connected: %w", ctx.Err())
+				case <-time.After(10 * time.Millisecond):
+				}
+			}
 			got := make(chan []byte, 1)
 			tok := client.Subscribe(route+"/result", 1, func(_ mqtt.Client, m mqtt.Message) {
 				select {
