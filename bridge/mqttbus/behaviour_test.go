@@ -3,7 +3,6 @@ package mqttbus
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/rcbridge/rcbridge/bridge"
 	"github.com/rcbridge/rcbridge/bridge/internal/testpki"
+	"github.com/rcbridge/rcbridge/bridge/mqttbus/mqtttest"
 )
 
 // publishWait publishes one batch and returns its confirmation.
@@ -38,23 +38,9 @@ func publishWait(t *testing.T, bus bridge.Publisher, msgs ...bridge.Message) err
 // retained reads the retained message of topic with a fresh client.
 func retained(t *testing.T, url, topic string) []byte {
 	t.Helper()
-	c := dialClient(t, url, "reader-"+strconv.FormatInt(time.Now().UnixNano(), 36), nil)
-	defer c.Disconnect(0)
-	got := make(chan []byte, 1)
-	wait(t, c.Subscribe(topic, 1, func(_ mqtt.Client, m mqtt.Message) {
-		if m.Retained() {
-			select {
-			case got <- m.Payload():
-			default:
-			}
-		}
-	}), "subscribe "+topic)
-	select {
-	case p := <-got:
-		return p
-	case <-time.After(time.Second):
-		return nil
-	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	return mqtttest.Retained(ctx, t, url, topic)
 }
 
 func awaitRetainedState(t *testing.T, url, topic string, want bridge.PresenceState) bridge.Presence {
@@ -145,8 +131,8 @@ func TestMixedQoSAndRetain(t *testing.T) {
 		qos   byte
 	}
 	got := make(chan seen, 10)
-	sub := dialClient(t, b.url(), "mixed-sub", nil)
-	wait(t, sub.Subscribe("mix/#", 2, func(_ mqtt.Client, m mqtt.Message) { got <- seen{m.Topic(), m.Qos()} }), "subscribe")
+	sub := mqtttest.Dial(t, b.url(), "mixed-sub", false)
+	mqtttest.Wait(t, sub.Subscribe("mix/#", 2, func(_ mqtt.Client, m mqtt.Message) { got <- seen{m.Topic(), m.Qos()} }), "subscribe")
 	bus := openBus(t, Options{Brokers: []string{b.url()}, ClientID: "mixed"})
 	err := publishWait(t, bus,
 		bridge.Message{Route: "mix/q0", Payload: []byte("0"), QoS: bridge.AtMostOnce},
@@ -183,13 +169,13 @@ func TestRetainedCommandIgnored(t *testing.T) {
 	// Unique names: nothing of an earlier run (-count) can reach this one.
 	uniq := strconv.FormatInt(time.Now().UnixNano(), 36)
 	topic := "cmd/" + uniq + "/set"
-	c := dialClient(t, b.url(), "stale-commander-"+uniq, nil)
-	wait(t, c.Publish(topic, 1, true, []byte(`{"id":"old","value":true}`)), "retained command")
+	c := mqtttest.Dial(t, b.url(), "stale-commander-"+uniq, false)
+	mqtttest.Wait(t, c.Publish(topic, 1, true, []byte(`{"id":"old","value":true}`)), "retained command")
 	// mochi acknowledges a PUBLISH before it has stored and fanned it out;
 	// it handles one client's packets in order, so the acknowledgement of
 	// a second one means the first is done. Otherwise the adapter could
 	// legitimately receive the command live, not retained.
-	wait(t, c.Publish("cmd/"+uniq+"/marker", 1, false, []byte("m")), "marker")
+	mqtttest.Wait(t, c.Publish("cmd/"+uniq+"/marker", 1, false, []byte("m")), "marker")
 	if retained(t, b.url(), topic) == nil {
 		t.Fatal("command not retained by the broker")
 	}
@@ -202,7 +188,7 @@ func TestRetainedCommandIgnored(t *testing.T) {
 	if _, err := bus.Subscribe(ctx, []string{topic}, func(c bridge.Command) { calls <- string(c.Payload) }); err != nil {
 		t.Fatal(err)
 	}
-	wait(t, c.Publish(topic, 1, false, []byte("fresh")), "fresh command")
+	mqtttest.Wait(t, c.Publish(topic, 1, false, []byte("fresh")), "fresh command")
 	select {
 	case p := <-calls:
 		if p != "fresh" {
@@ -284,5 +270,4 @@ func TestLargeQoS2BatchStaysUnderBrokerLimit(t *testing.T) {
 	if n := reconnects.Load(); n != 0 {
 		t.Errorf("%d reconnects: the broker dropped the connection", n)
 	}
-	_ = errors.New
 }

@@ -89,17 +89,21 @@ func (b *Bus) send(bt *batch, from int) bool {
 			b.qos0 <- w
 		}
 	}
+	// hold stops sending at message i: it and the rest wait in held.
+	hold := func(i int) bool {
+		b.m.Published.Add(uint64(i - from))
+		flush0()
+		b.mu.Lock()
+		b.holding.Store(true)
+		b.held = append(b.held, heldPart{b: bt, from: i})
+		b.mu.Unlock()
+		b.poke()
+		return false
+	}
 	for i := from; i < len(bt.msgs); i++ {
 		m := &bt.msgs[i]
 		if b.holding.Load() || !b.c.IsConnectionOpen() {
-			b.m.Published.Add(uint64(i - from))
-			flush0()
-			b.mu.Lock()
-			b.holding.Store(true)
-			b.held = append(b.held, heldPart{b: bt, from: i})
-			b.mu.Unlock()
-			b.poke()
-			return false
+			return hold(i)
 		}
 		if m.QoS == bridge.AtMostOnce {
 			toks = append(toks, b.c.Publish(m.Route, 0, m.Retain, m.Payload))
@@ -111,29 +115,20 @@ func (b *Bus) send(bt *batch, from int) bool {
 			return false // closed; Close fails the batch
 		}
 		if b.holding.Load() || !b.c.IsConnectionOpen() {
-			i-- // lost the connection while waiting: hold from here
-			continue
+			return hold(i) // the connection went while waiting for room
 		}
 		rec := &pubRec{b: bt, i: i}
 		resumes := b.store.resumes.Load()
 		b.store.arm(rec)
 		tok := b.c.Publish(m.Route, byte(m.QoS), m.Retain, m.Payload)
 		claimed := b.store.disarm()
-		if claimed && b.store.resumes.Load() != resumes {
-			b.store.addLate(rec)
-		}
 		if !claimed {
-			// paho refused it before storing (disconnected meanwhile):
-			// hold it and the rest.
+			// paho refused it before storing (disconnected meanwhile).
 			b.log.Debug("publish refused; holding", "err", tok.Error())
-			b.m.Published.Add(uint64(i - from))
-			flush0()
-			b.mu.Lock()
-			b.holding.Store(true)
-			b.held = append(b.held, heldPart{b: bt, from: i})
-			b.mu.Unlock()
-			b.poke()
-			return false
+			return hold(i)
+		}
+		if b.store.resumes.Load() != resumes {
+			b.store.addLate(rec)
 		}
 	}
 	b.m.Published.Add(uint64(len(bt.msgs) - from))

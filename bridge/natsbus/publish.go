@@ -222,15 +222,24 @@ func (b *Bus) startRecovery(cause error) {
 	b.poke()
 }
 
+// takeLocked removes and returns the live attempt nm, or nil when nm is
+// an older attempt. Caller holds mu.
+func (b *Bus) takeLocked(nm *nats.Msg) *slot {
+	s := b.recs[nm]
+	if s != nil {
+		delete(b.recs, nm)
+	}
+	return s
+}
+
 // onAck is nats.go's PubAck callback (JetStream). It must not block.
 func (b *Bus) onAck(_ jetstream.JetStream, nm *nats.Msg, _ *jetstream.PubAck) {
 	b.mu.Lock()
-	s := b.recs[nm]
+	s := b.takeLocked(nm)
 	if s == nil {
 		b.mu.Unlock()
 		return
 	}
-	delete(b.recs, nm)
 	bt := s.b
 	bt.state[s.i] = acked
 	bt.attempt[s.i] = nil
@@ -251,12 +260,11 @@ func (b *Bus) onAck(_ jetstream.JetStream, nm *nats.Msg, _ *jetstream.PubAck) {
 // onAckErr is nats.go's async publish error callback (JetStream).
 func (b *Bus) onAckErr(_ jetstream.JetStream, nm *nats.Msg, err error) {
 	b.mu.Lock()
-	s := b.recs[nm]
+	s := b.takeLocked(nm)
 	if s == nil {
 		b.mu.Unlock()
 		return
 	}
-	delete(b.recs, nm)
 	bt := s.b
 	bt.attempt[s.i] = nil
 	var apiErr *jetstream.APIError
