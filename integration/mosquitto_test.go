@@ -3,6 +3,7 @@
 package integration
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -185,7 +186,9 @@ func mosquittoHarness(t *testing.T, qos bridge.QoS) bustest.Harness {
 			t.Cleanup(func() { close(block) })
 		},
 		Command: func(ctx context.Context, t *testing.T, route string, payload []byte) ([]byte, error) {
-			return mqtttest.Command(ctx, requester, route, payload)
+			return mqtttest.Command(ctx, requester, route, payload, func(r []byte) bool {
+				return bytes.HasSuffix(r, append([]byte("|"), payload...))
+			})
 		},
 		Notify: func(t *testing.T, route string, payload []byte) {
 			mqtttest.Wait(t, requester.Publish(route, 1, false, payload), "notify")

@@ -1,6 +1,7 @@
 package mqttbus
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -88,7 +89,9 @@ func harness(t *testing.T, qos bridge.QoS) bustest.Harness {
 			t.Cleanup(func() { close(block) })
 		},
 		Command: func(ctx context.Context, t *testing.T, route string, payload []byte) ([]byte, error) {
-			return mqtttest.Command(ctx, client, route, payload)
+			return mqtttest.Command(ctx, client, route, payload, func(r []byte) bool {
+				return bytes.HasSuffix(r, append([]byte("|"), payload...))
+			})
 		},
 		Notify: func(t *testing.T, route string, payload []byte) {
 			mqtttest.Wait(t, client.Publish(route, 1, false, payload), "notify")

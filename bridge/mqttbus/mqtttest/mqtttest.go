@@ -42,9 +42,11 @@ func Wait(tb testing.TB, tok mqtt.Token, what string) {
 }
 
 // Command publishes payload on the command topic route with c (waiting
-// for c to be connected, as after a broker restart) and returns the next
-// message on `<route>/result`.
-func Command(ctx context.Context, c mqtt.Client, route string, payload []byte) ([]byte, error) {
+// for c to be connected, as after a broker restart) and returns the first
+// message on `<route>/result` that match accepts (nil accepts any): MQTT
+// has no request/reply, a client recognises its result by the correlation
+// id in it.
+func Command(ctx context.Context, c mqtt.Client, route string, payload []byte, match func([]byte) bool) ([]byte, error) {
 	for !c.IsConnectionOpen() {
 		select {
 		case <-ctx.Done():
@@ -54,6 +56,9 @@ func Command(ctx context.Context, c mqtt.Client, route string, payload []byte) (
 	}
 	got := make(chan []byte, 1)
 	tok := c.Subscribe(route+"/result", 1, func(_ mqtt.Client, m mqtt.Message) {
+		if match != nil && !match(m.Payload()) {
+			return
+		}
 		select {
 		case got <- m.Payload():
 		default:
