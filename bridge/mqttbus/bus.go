@@ -32,6 +32,7 @@ type Bus struct {
 	log   *slog.Logger
 	m     bridge.BusMetrics
 	c     mqtt.Client
+	conns *conns // every socket paho opened
 	store *ackStore
 	win   *buskit.Window
 
@@ -115,6 +116,7 @@ func New(ctx context.Context, o Options) (*Bus, error) {
 		presence: make(map[string]bridge.Presence),
 	}
 	b.store = newAckStore(b.onAck, b.onResume)
+	b.conns = newConns(o.ConnectTimeout, tlsCfg)
 	b.cmd.init(o.CommandQueue)
 
 	opts := mqtt.NewClientOptions().
@@ -142,9 +144,7 @@ func New(ctx context.Context, o Options) (*Bus, error) {
 	if o.Username != "" {
 		opts.SetUsername(o.Username).SetPassword(o.Password)
 	}
-	if tlsCfg != nil {
-		opts.SetTLSConfig(tlsCfg)
-	}
+	opts.SetCustomOpenConnectionFn(b.conns.dial)
 	if o.Self != nil {
 		will := *o.Self
 		will.State, will.Since = bridge.Offline, time.Time{}
@@ -155,11 +155,15 @@ func New(ctx context.Context, o Options) (*Bus, error) {
 		opts.SetBinaryWill(will.Route, payload, byte(bridge.AtLeastOnce), true)
 	}
 	b.c = mqtt.NewClient(opts)
+	giveUp := func() {
+		b.c.Disconnect(0)
+		b.conns.closeAll() // ends a connection attempt paho still runs
+	}
 	tok := b.c.Connect()
 	select {
 	case <-tok.Done():
 	case <-ctx.Done():
-		b.c.Disconnect(0)
+		giveUp()
 		last := "none"
 		if p := b.lastConnErr.Load(); p != nil {
 			last = (*p).Error()
@@ -167,7 +171,7 @@ func New(ctx context.Context, o Options) (*Bus, error) {
 		return nil, fmt.Errorf("mqttbus: connect %v: %w (last error: %s)", redactBrokers(o.Brokers), ctx.Err(), last)
 	}
 	if err := tok.Error(); err != nil {
-		b.c.Disconnect(0)
+		giveUp()
 		return nil, fmt.Errorf("mqttbus: connect: %w", err)
 	}
 	b.wg.Add(3)
@@ -303,6 +307,7 @@ func (b *Bus) close(ctx context.Context) error {
 		}
 	}
 	b.c.Disconnect(250)
+	b.conns.closeAll() // ends a connection attempt paho may still run
 	close(b.stopCh)
 	b.wg.Wait()
 

@@ -26,7 +26,10 @@ func Dial(tb testing.TB, url, id string, persistent bool) mqtt.Client {
 	if !c.Connect().WaitTimeout(10*time.Second) || !c.IsConnectionOpen() {
 		tb.Fatalf("test client %s: no connection to %s", id, url)
 	}
-	tb.Cleanup(func() { c.Disconnect(100) })
+	// A quiesce past the connect timeout: Disconnect returns when the
+	// DISCONNECT is written, or once a connection attempt in progress has
+	// ended, so no paho goroutine outlives the test.
+	tb.Cleanup(func() { c.Disconnect(6000) })
 	return c
 }
 
@@ -84,7 +87,7 @@ func Command(ctx context.Context, c mqtt.Client, route string, payload []byte, m
 func Retained(ctx context.Context, tb testing.TB, url, topic string) []byte {
 	tb.Helper()
 	c := Dial(tb, url, "reader-"+strconv.FormatInt(time.Now().UnixNano(), 36), false)
-	defer c.Disconnect(0)
+	defer c.Disconnect(6000)
 	got := make(chan []byte, 1)
 	tok := c.Subscribe(topic, 1, func(_ mqtt.Client, m mqtt.Message) {
 		if m.Retained() {
