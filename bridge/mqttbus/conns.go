@@ -82,6 +82,7 @@ type trackedConn struct {
 	owner *conns
 }
 
+// Close implements net.Conn.
 func (t *trackedConn) Close() error {
 	t.owner.mu.Lock()
 	delete(t.owner.open, t)
