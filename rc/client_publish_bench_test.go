@@ -2,6 +2,7 @@ package rc_test
 
 import (
 	"fmt"
+	"net"
 	"runtime"
 	"testing"
 	"time"
@@ -43,6 +44,31 @@ func publishMessage(b *testing.B, changes int) []byte {
 	return msg
 }
 
+// subscribedClient builds a client on a connection from srv with one
+// subscription (10 ms) monitoring items; it returns the client and the
+// connection's drop function.
+func subscribedClient(b *testing.B, srv *rctest.LoadServer, ln *net.TCPListener, items ...string) (*rc.Client, func()) {
+	b.Helper()
+	s, drop := loadConnect(b, srv, ln)
+	c, err := newFactory(b, rc.ClientConfig{}).Build(ctxTimeout(b, 10*time.Second), s)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = c.Close(ctxTimeout(b, 5*time.Second)) })
+	sub, err := c.Subscribe(ctxTimeout(b, 5*time.Second), rc.SubscriptionParams{PublishingInterval: 10 * time.Millisecond})
+	if err != nil {
+		b.Fatal(err)
+	}
+	reqs := make([]rc.MonitorRequest, len(items))
+	for i, name := range items {
+		reqs[i] = rc.MonitorRequest{NodeID: ua.NewStringNodeID(1, name)}
+	}
+	if _, err := sub.Monitor(ctxTimeout(b, 5*time.Second), reqs...); err != nil {
+		b.Fatal(err)
+	}
+	return c, drop
+}
+
 // BenchmarkPublish measures the publish engine's cost per delivered data
 // change (ns/op is per change):
 //
@@ -59,22 +85,8 @@ func BenchmarkPublish(b *testing.B) {
 	const per = 100
 	b.Run("client", func(b *testing.B) {
 		srv := rctest.NewLoadServer(rctest.LoadOptions{ChangesPerMessage: per})
-		defer srv.Close()
-		ln := listen(b)
-		s, _ := loadConnect(b, srv, ln)
-		c, err := newFactory(b, rc.ClientConfig{}).Build(ctxTimeout(b, 10*time.Second), s)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer c.Close(ctxTimeout(b, 5*time.Second))
-		sub, err := c.Subscribe(ctxTimeout(b, 5*time.Second), rc.SubscriptionParams{PublishingInterval: 10 * time.Millisecond})
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := sub.Monitor(ctxTimeout(b, 5*time.Second),
-			rc.MonitorRequest{NodeID: ua.NewStringNodeID(1, "a")}, rc.MonitorRequest{NodeID: ua.NewStringNodeID(1, "b")}); err != nil {
-			b.Fatal(err)
-		}
+		b.Cleanup(srv.Close)
+		c, _ := subscribedClient(b, srv, listen(b), "a", "b")
 		notifications := c.Notifications()
 		for range 10 { // warm up
 			n := <-notifications
@@ -111,21 +123,9 @@ func BenchmarkPublish(b *testing.B) {
 // messages with it. Dropping the old socket and the re-dial are not timed.
 func BenchmarkResumeDelivery(b *testing.B) {
 	srv := rctest.NewLoadServer(rctest.LoadOptions{ChangesPerMessage: 10})
-	defer srv.Close()
+	b.Cleanup(srv.Close)
 	ln := listen(b)
-	s, drop := loadConnect(b, srv, ln)
-	c, err := newFactory(b, rc.ClientConfig{}).Build(ctxTimeout(b, 10*time.Second), s)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close(ctxTimeout(b, 5*time.Second))
-	sub, err := c.Subscribe(ctxTimeout(b, 5*time.Second), rc.SubscriptionParams{PublishingInterval: 10 * time.Millisecond})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := sub.Monitor(ctxTimeout(b, 5*time.Second), rc.MonitorRequest{NodeID: ua.NewStringNodeID(1, "a")}); err != nil {
-		b.Fatal(err)
-	}
+	c, drop := subscribedClient(b, srv, ln, "a")
 	notifications := c.Notifications()
 	next := func() *rc.Notification {
 		select {

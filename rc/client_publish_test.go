@@ -87,6 +87,25 @@ func newLoadSetup(t *testing.T, opts rctest.LoadOptions, cfg rc.ClientConfig, sl
 	return ls, drop
 }
 
+// reconnect drops the connection, waits until the client noticed, and
+// resumes on the server's next one; it returns the new connection's drop
+// function and the outcome.
+func (ls *loadSetup) reconnect(t *testing.T, drop func()) (func(), rc.ResumeOutcome) {
+	t.Helper()
+	drop()
+	select {
+	case <-ls.c.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("drop unnoticed")
+	}
+	s, next := loadConnect(t, ls.srv, ls.ln)
+	outcome, err := ls.c.Resume(ctxTimeout(t, 10*time.Second), s)
+	if err != nil {
+		t.Fatalf("Resume: %v", err)
+	}
+	return next, outcome
+}
+
 func (ls *loadSetup) consume() {
 	defer close(ls.done)
 	for n := range ls.c.Notifications() {
@@ -196,16 +215,10 @@ func TestPublishResumeRepublishes(t *testing.T) {
 	ls, drop := newLoadSetup(t, rctest.LoadOptions{ChangesPerMessage: per}, rc.ClientConfig{}, 0)
 	for i := range 5 {
 		ls.waitValues(t, (i+1)*200*per)
-		drop() // messages in flight are lost with the socket
-		select {
-		case <-ls.c.Done():
-		case <-time.After(5 * time.Second):
-			t.Fatal("drop unnoticed")
-		}
-		var s *rc.Session
-		s, drop = loadConnect(t, ls.srv, ls.ln)
-		if outcome, err := ls.c.Resume(ctxTimeout(t, 10*time.Second), s); err != nil || outcome != rc.SessionResumed {
-			t.Fatalf("Resume = %v, %v", outcome, err)
+		var outcome rc.ResumeOutcome
+		drop, outcome = ls.reconnect(t, drop) // messages in flight are lost with the socket
+		if outcome != rc.SessionResumed {
+			t.Fatalf("Resume = %v", outcome)
 		}
 	}
 	ls.waitValues(t, 1200*per)
@@ -222,17 +235,7 @@ func TestPublishRapidResumes(t *testing.T) {
 	ls, drop := newLoadSetup(t, rctest.LoadOptions{ChangesPerMessage: per}, rc.ClientConfig{}, 0)
 	ls.waitValues(t, 50*per)
 	for range 20 {
-		drop()
-		select {
-		case <-ls.c.Done():
-		case <-time.After(5 * time.Second):
-			t.Fatal("drop unnoticed")
-		}
-		var s *rc.Session
-		s, drop = loadConnect(t, ls.srv, ls.ln)
-		if _, err := ls.c.Resume(ctxTimeout(t, 10*time.Second), s); err != nil {
-			t.Fatal(err)
-		}
+		drop, _ = ls.reconnect(t, drop)
 	}
 	n := ls.count()
 	ls.waitValues(t, n+200*per)

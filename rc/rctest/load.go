@@ -414,11 +414,15 @@ func (c *loadConn) read(req *ua.ReadRequest) *ua.ReadResponse {
 	return res
 }
 
-func (c *loadConn) createSubscription(req *ua.CreateSubscriptionRequest) ua.Response {
+// session returns the connection's activated session, if any.
+func (c *loadConn) session() *loadSession {
 	c.mu.Lock()
-	sess := c.sess
-	c.mu.Unlock()
-	s := c.s
+	defer c.mu.Unlock()
+	return c.sess
+}
+
+func (c *loadConn) createSubscription(req *ua.CreateSubscriptionRequest) ua.Response {
+	sess, s := c.session(), c.s
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if sess == nil || sess.sub != nil {
@@ -441,10 +445,7 @@ func (c *loadConn) createSubscription(req *ua.CreateSubscriptionRequest) ua.Resp
 }
 
 func (c *loadConn) createItems(req *ua.CreateMonitoredItemsRequest) ua.Response {
-	c.mu.Lock()
-	sess := c.sess
-	c.mu.Unlock()
-	s := c.s
+	sess, s := c.session(), c.s
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if sess == nil || sess.sub == nil || sess.sub.id != req.SubscriptionID {
@@ -464,9 +465,7 @@ func (c *loadConn) createItems(req *ua.CreateMonitoredItemsRequest) ua.Response 
 }
 
 func (c *loadConn) acknowledge(acks []*ua.SubscriptionAcknowledgement) {
-	c.mu.Lock()
-	sess := c.sess
-	c.mu.Unlock()
+	sess := c.session()
 	c.s.mu.Lock()
 	defer c.s.mu.Unlock()
 	if sess == nil || sess.sub == nil {
@@ -480,9 +479,7 @@ func (c *loadConn) acknowledge(acks []*ua.SubscriptionAcknowledgement) {
 }
 
 func (c *loadConn) republish(reqID uint32, req *ua.RepublishRequest) error {
-	c.mu.Lock()
-	sess := c.sess
-	c.mu.Unlock()
+	sess := c.session()
 	c.s.mu.Lock()
 	var b []byte
 	if sess != nil && sess.sub != nil && sess.sub.id == req.SubscriptionID {
