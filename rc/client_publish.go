@@ -21,8 +21,8 @@ var ErrStalled = errors.New("rc: server stalled: no publish response within the 
 const (
 	DefaultPublishRequests   = 3
 	DefaultNotificationQueue = 64
-	// gapWait bounds how long a detected gap waits for responses that are
-	// already on their way before it asks for Republish.
+	// gapWait is how long a detected gap waits for the missing message,
+	// usually on its way in another response, before asking for Republish.
 	gapWait = 500 * time.Millisecond
 )
 
@@ -347,12 +347,10 @@ func (p *publisher) waitAfterError(err error) bool {
 	}
 }
 
-// gap asks for Republish of the missing sequence numbers of sub up to last
-// once the requests sent before after have been handled.
+// gap asks for Republish of the missing sequence numbers of sub up to last.
 type gap struct {
-	sub   uint32
-	last  uint32
-	after uint64
+	sub  uint32
+	last uint32
 }
 
 // finish handles the outcome of Publish request id.
@@ -385,14 +383,14 @@ func (p *publisher) finish(id uint64, acks []*ua.SubscriptionAcknowledgement, re
 		// A keep-alive carries the next sequence number to be used: the
 		// ones before it that did not arrive are missing.
 		if msg.SequenceNumber > state.next {
-			return &gap{sub: res.SubscriptionID, last: msg.SequenceNumber - 1, after: id}
+			return &gap{sub: res.SubscriptionID, last: msg.SequenceNumber - 1}
 		}
 		return nil
 	}
 	p.accept(state, p.notification(res.SubscriptionID, msg, false))
 	if len(state.pending) > 0 {
 		lowest := slices.Min(mapKeys(state.pending))
-		return &gap{sub: res.SubscriptionID, last: lowest - 1, after: id}
+		return &gap{sub: res.SubscriptionID, last: lowest - 1}
 	}
 	return nil
 }
@@ -474,9 +472,12 @@ func (p *publisher) fillGap(g gap) {
 		return
 	}
 	st.filling = true
+	// A missing message is usually on its way in another worker's response
+	// (workers send and receive concurrently, so their order is not the
+	// server's). Give it gapWait to arrive before asking for Republish.
 	timer := time.AfterFunc(gapWait, p.cond.Broadcast)
 	deadline := time.Now().Add(gapWait)
-	for !p.stopped && p.olderInflight(g.after) && time.Now().Before(deadline) {
+	for !p.stopped && p.subs[g.sub] == st && st.next <= g.last && time.Now().Before(deadline) {
 		p.cond.Wait()
 	}
 	timer.Stop()
@@ -515,15 +516,6 @@ func (p *publisher) fillGap(g gap) {
 			return
 		}
 	}
-}
-
-func (p *publisher) olderInflight(id uint64) bool {
-	for r := range p.inflight {
-		if r < id {
-			return true
-		}
-	}
-	return false
 }
 
 func (p *publisher) republish(sub, seq uint32) (*Notification, error) {
