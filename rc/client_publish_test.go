@@ -199,6 +199,10 @@ func TestPublishGapReported(t *testing.T) {
 	ls.srv.ForgetUnacknowledged()
 	ls.srv.DropNext(2)
 	ls.waitValues(t, (msgs-2)*per)
+	deadline := time.Now().Add(5 * time.Second) // the event follows the delivery
+	for len(ls.eventsOf(rc.PublishGap)) == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
 	gaps := ls.eventsOf(rc.PublishGap)
 	if len(gaps) != 1 || gaps[0].LastLost != gaps[0].FirstLost+1 {
 		t.Fatalf("gap events %+v, want one of two messages", gaps)
