@@ -28,8 +28,9 @@ type Bridge struct {
 	readOnly map[string]*mapping.Item
 	refusals chan refusal
 
-	running atomic.Bool
-	done    chan struct{}
+	running       atomic.Bool
+	done          chan struct{}
+	commandsReady chan struct{}
 }
 
 // New checks cfg and returns a Bridge.
@@ -42,8 +43,9 @@ func New(cfg Config) (*Bridge, error) {
 		cfg:      cfg,
 		log:      cfg.Logger,
 		byURI:    make(map[string]*supervisor),
-		refusals: make(chan refusal, cfg.RejectQueue),
-		done:     make(chan struct{}),
+		refusals:      make(chan refusal, cfg.RejectQueue),
+		done:          make(chan struct{}),
+		commandsReady: make(chan struct{}),
 	}
 	per := make(map[string]ServerConfig, len(cfg.Servers))
 	for _, s := range cfg.Servers {
@@ -129,6 +131,8 @@ func (b *Bridge) Run(ctx context.Context) error {
 	}
 	if b.cfg.Commands != nil {
 		sups.Go(func() { b.serveCommands(ctx) })
+	} else {
+		close(b.commandsReady)
 	}
 	b.log.Info("bridge running", "servers", len(b.sups))
 	sups.Wait()
@@ -141,6 +145,11 @@ func (b *Bridge) Run(ctx context.Context) error {
 // Done is closed when Run has returned.
 func (b *Bridge) Done() <-chan struct{} { return b.done }
 
+// CommandsReady is closed once the command routes are subscribed (at once
+// when there are none, or no CommandSource). Until then commands get no
+// answer: nobody listens.
+func (b *Bridge) CommandsReady() <-chan struct{} { return b.commandsReady }
+
 // serveCommands subscribes the command routes, retrying until it works or
 // ctx ends, and unsubscribes them when ctx ends.
 func (b *Bridge) serveCommands(ctx context.Context) {
@@ -149,6 +158,7 @@ func (b *Bridge) serveCommands(ctx context.Context) {
 		routes = append(routes, r)
 	}
 	if len(routes) == 0 {
+		close(b.commandsReady)
 		return
 	}
 	delay := b.cfg.MinRetryDelay
@@ -156,6 +166,7 @@ func (b *Bridge) serveCommands(ctx context.Context) {
 		sub, err := b.cfg.Commands.Subscribe(ctx, routes, b.handle)
 		if err == nil {
 			b.log.Info("command routes subscribed", "routes", len(routes))
+			close(b.commandsReady)
 			<-ctx.Done()
 			uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.cfg.ShutdownTimeout)
 			defer cancel()
