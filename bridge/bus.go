@@ -166,8 +166,9 @@ type ReplyFunc func(ctx context.Context, payload []byte) error
 
 // Command is one command received from the bus. The handler owns Payload.
 type Command struct {
-	// Route is the route the command was subscribed on, exactly as passed
-	// to CommandSource.Subscribe (for MQTT without the "/set" suffix).
+	// Route is the route the command arrived on, exactly as passed to
+	// CommandSource.Subscribe: the NATS command subject, or the MQTT
+	// command topic (`<topic>/set`, `<topic>/call`).
 	Route string
 	// Payload is the request body as received.
 	Payload []byte
@@ -182,9 +183,10 @@ func NewCommand(route string, payload []byte, reply ReplyFunc) Command {
 }
 
 // Reply answers the command: a NATS reply to the request's reply subject,
-// or on MQTT a message on `<route>/set/result`. The payload carries the
-// request's correlation id; the adapter sends it unchanged. It returns an
-// error wrapping ErrNoReply when the command cannot be answered.
+// or on MQTT a message on `<route>/result` (mapping's ResultRoute). The
+// payload carries the request's correlation id; the adapter sends it
+// unchanged. It returns an error wrapping ErrNoReply when the command
+// cannot be answered.
 func (c Command) Reply(ctx context.Context, payload []byte) error {
 	if c.reply == nil {
 		return ErrNoReply
@@ -205,8 +207,9 @@ type CommandHandler func(Command)
 type CommandSource interface {
 	// Subscribe starts delivering commands arriving on routes to h until
 	// the returned Subscription is ended or the adapter is closed. Routes
-	// are literal (no wildcards); on MQTT the adapter subscribes to
-	// `<route>/set`. The adapter re-subscribes after every reconnect. It
+	// are literal command routes as the mapping renders them (no
+	// wildcards): NATS subjects, or MQTT topics such as `<topic>/set`. The
+	// adapter re-subscribes after every reconnect. It
 	// returns an error wrapping ErrInvalidRoute (quoting the route) before
 	// subscribing anything if a route is unusable, and returns only after
 	// the broker accepted every subscription or ctx is done.

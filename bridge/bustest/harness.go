@@ -36,8 +36,8 @@ type Harness struct {
 	// test cleanup.
 	Stall func(t *testing.T, prefix string)
 	// Command sends payload as a command on route the way a bus client
-	// would (NATS request, MQTT publish on `<route>/set`) and returns the
-	// reply (MQTT: the next message on `<route>/set/result`).
+	// would (NATS request, MQTT publish on the route) and returns the
+	// reply (MQTT: the next message on `<route>/result`).
 	Command func(ctx context.Context, t *testing.T, route string, payload []byte) ([]byte, error)
 	// Notify sends payload as a command on route without waiting for an
 	// answer.

@@ -188,7 +188,7 @@ func TestRetainedCommandIgnored(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	calls := make(chan string, 2)
-	if _, err := bus.Subscribe(ctx, []string{"cmd/valve"}, func(c bridge.Command) { calls <- string(c.Payload) }); err != nil {
+	if _, err := bus.Subscribe(ctx, []string{"cmd/valve/set"}, func(c bridge.Command) { calls <- string(c.Payload) }); err != nil {
 		t.Fatal(err)
 	}
 	wait(t, c.Publish("cmd/valve/set", 1, false, []byte("fresh")), "fresh command")

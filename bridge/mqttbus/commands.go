@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -40,8 +39,9 @@ func (c *commands) init(queue int) {
 	c.routes = make(map[string]*cmdEntry)
 }
 
-// Subscribe implements bridge.CommandSource: commands for route R arrive on
-// R/set; Command.Reply publishes on R/set/result.
+// Subscribe implements bridge.CommandSource: commands arrive on the route
+// (the command topic, such as `<topic>/set`); Command.Reply publishes on
+// `<route>/result`.
 func (b *Bus) Subscribe(ctx context.Context, routes []string, h bridge.CommandHandler) (bridge.Subscription, error) {
 	if h == nil {
 		return nil, fmt.Errorf("mqttbus: subscribe: nil handler")
@@ -88,15 +88,14 @@ func (b *Bus) Subscribe(ctx context.Context, routes []string, h bridge.CommandHa
 	return s, nil
 }
 
-// subscribeTopics subscribes R/set for every route and waits for the
-// SUBACK.
+// subscribeTopics subscribes every route and waits for the SUBACK.
 func (b *Bus) subscribeTopics(ctx context.Context, routes []string) error {
 	if !b.c.IsConnectionOpen() {
 		return fmt.Errorf("mqttbus: subscribe: %w", bridge.ErrNotConnected)
 	}
 	filters := make(map[string]byte, len(routes))
 	for _, r := range routes {
-		filters[r+setSuffix] = byte(*b.o.CommandQoS)
+		filters[r] = byte(*b.o.CommandQoS)
 	}
 	tok := b.c.SubscribeMultiple(filters, b.onCommand)
 	ctx, cancel := withDefaultTimeout(ctx, b.o.AckTimeout)
@@ -152,7 +151,7 @@ func (b *Bus) onCommand(_ mqtt.Client, m mqtt.Message) {
 		b.log.Warn("retained command ignored", "topic", m.Topic())
 		return
 	}
-	route := strings.TrimSuffix(m.Topic(), setSuffix)
+	route := m.Topic()
 	select {
 	case b.cmd.ch <- inbound{route: route, payload: m.Payload()}:
 	default:
@@ -232,18 +231,14 @@ func (c *commands) unsubscribeAll(ctx context.Context, b *Bus) error {
 	return b.unsubscribeTopics(ctx, routes)
 }
 
-// unsubscribeTopics unsubscribes R/set for every route at the broker.
+// unsubscribeTopics unsubscribes every route at the broker.
 func (b *Bus) unsubscribeTopics(ctx context.Context, routes []string) error {
 	if !b.c.IsConnectionOpen() {
 		// The route is gone locally; what the broker still delivers for it
 		// is dropped and counted.
 		return nil
 	}
-	topics := make([]string, len(routes))
-	for i, r := range routes {
-		topics[i] = r + setSuffix
-	}
-	tok := b.c.Unsubscribe(topics...)
+	tok := b.c.Unsubscribe(routes...)
 	ctx, cancel := withDefaultTimeout(ctx, b.o.AckTimeout)
 	defer cancel()
 	select {

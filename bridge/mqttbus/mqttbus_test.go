@@ -116,7 +116,7 @@ func harness(t *testing.T, qos bridge.QoS) bustest.Harness {
 		},
 		Command: func(ctx context.Context, t *testing.T, route string, payload []byte) ([]byte, error) {
 			got := make(chan []byte, 1)
-			tok := client.Subscribe(route+resultSuffix, 1, func(_ mqtt.Client, m mqtt.Message) {
+			tok := client.Subscribe(route+"/result", 1, func(_ mqtt.Client, m mqtt.Message) {
 				select {
 				case got <- m.Payload():
 				default:
@@ -125,8 +125,8 @@ func harness(t *testing.T, qos bridge.QoS) bustest.Harness {
 			if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 				return nil, fmt.Errorf("subscribe result topic: %v", tok.Error())
 			}
-			defer func() { client.Unsubscribe(route + resultSuffix).WaitTimeout(5 * time.Second) }()
-			if p := client.Publish(route+setSuffix, 1, false, payload); !p.WaitTimeout(5*time.Second) || p.Error() != nil {
+			defer func() { client.Unsubscribe(route + "/result").WaitTimeout(5 * time.Second) }()
+			if p := client.Publish(route, 1, false, payload); !p.WaitTimeout(5*time.Second) || p.Error() != nil {
 				return nil, fmt.Errorf("publish command: %v", p.Error())
 			}
 			select {
@@ -137,7 +137,7 @@ func harness(t *testing.T, qos bridge.QoS) bustest.Harness {
 			}
 		},
 		Notify: func(t *testing.T, route string, payload []byte) {
-			wait(t, client.Publish(route+setSuffix, 1, false, payload), "notify")
+			wait(t, client.Publish(route, 1, false, payload), "notify")
 		},
 		RestartBroker: func(t *testing.T, whileDown func()) { b.restart(whileDown) },
 		ReadPresence: func(ctx context.Context, t *testing.T, p bridge.Presence) []byte {

@@ -144,7 +144,9 @@ func (s *ackStore) Open() {}
 // Close implements mqtt.Store. The content is kept for the next connect.
 func (s *ackStore) Close() {}
 
-// Put implements mqtt.Store.
+// Put implements mqtt.Store. A PUBLISH is stored as a copy: paho sets the
+// DUP flag on the packet it gets back for the re-send while its sending
+// goroutine may still be writing the original (a data race in paho 1.5.1).
 func (s *ackStore) Put(key string, pkt packets.ControlPacket) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -153,9 +155,15 @@ func (s *ackStore) Put(key string, pkt packets.ControlPacket) {
 		s.seq++
 		e.seq = s.seq
 	}
-	e.pkt = pkt
+	p, isPub := pkt.(*packets.PublishPacket)
+	if isPub {
+		cp := *p
+		e.pkt = &cp
+	} else {
+		e.pkt = pkt
+	}
 	s.entries[key] = e
-	if p, isPub := pkt.(*packets.PublishPacket); isPub && isOutbound(key) && s.next != nil {
+	if isPub && isOutbound(key) && s.next != nil {
 		s.recs[p.MessageID] = s.next
 		if s.resuming && s.next.b != nil {
 			s.late = append(s.late, s.next)

@@ -29,9 +29,7 @@ func validTopic(s string) error {
 	return nil
 }
 
-// Command topics: a command for route R arrives on R/set and its result is
-// published on R/set/result.
-const (
-	setSuffix    = "/set"
-	resultSuffix = "/set/result"
-)
+// resultSuffix: the result of a command that arrived on topic T is
+// published on T/result (the mapping renders T as `<topic>/set` or
+// `<topic>/call`).
+const resultSuffix = "/result"
