@@ -40,9 +40,9 @@ func New(cfg Config) (*Bridge, error) {
 	}
 	cfg = cfg.withDefaults()
 	b := &Bridge{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		byURI:    make(map[string]*supervisor),
+		cfg:           cfg,
+		log:           cfg.Logger,
+		byURI:         make(map[string]*supervisor),
 		refusals:      make(chan refusal, cfg.RejectQueue),
 		done:          make(chan struct{}),
 		commandsReady: make(chan struct{}),

@@ -33,9 +33,10 @@ type supervisor struct {
 	since   time.Time
 	changed chan struct{} // closed and replaced at every state change
 	sess    *session      // the current session; nil when offline
-	// pending is the latest presence not yet handed to the
-	// PresencePublisher; wake tells the presence goroutine about it.
-	pending *Presence
+	// pending are the presence changes not yet handed to the
+	// PresencePublisher, oldest first, at most maxPendingPresence; wake
+	// tells the presence goroutine about them.
+	pending []Presence
 	wake    chan struct{}
 }
 
@@ -277,7 +278,11 @@ func (s *supervisor) setState(st PresenceState) {
 	s.state, s.since = st, now
 	close(s.changed)
 	s.changed = make(chan struct{})
-	s.pending = &Presence{Route: s.statusRoute, Key: s.presenceKey, Server: s.uri, State: st, Since: now}
+	if len(s.pending) == maxPendingPresence {
+		// A bus this slow gets the latest states only.
+		s.pending = s.pending[1:]
+	}
+	s.pending = append(s.pending, Presence{Route: s.statusRoute, Key: s.presenceKey, Server: s.uri, State: st, Since: now})
 	s.mu.Unlock()
 	if f := s.b.cfg.Metrics.State; f != nil {
 		f(s.key, st)
@@ -296,9 +301,13 @@ func (s *supervisor) status() (PresenceState, time.Time, <-chan struct{}) {
 	return s.state, s.since, s.changed
 }
 
-// presenceLoop publishes the latest presence whenever it changes. Only the
-// newest state matters, so a slow bus skips intermediate ones. When stop
-// is closed it publishes what is pending (the final offline) and returns.
+// maxPendingPresence bounds the presence changes waiting for the bus.
+const maxPendingPresence = 8
+
+// presenceLoop publishes the presence changes in order. When more than
+// maxPendingPresence wait (a slow bus), the oldest are skipped: the newest
+// state is the one that matters. When stop is closed it publishes what is
+// pending (ending with the final offline) and returns.
 func (s *supervisor) presenceLoop(ctx context.Context, stop <-chan struct{}) {
 	base := context.WithoutCancel(ctx)
 	for {
@@ -306,6 +315,12 @@ func (s *supervisor) presenceLoop(ctx context.Context, stop <-chan struct{}) {
 		case <-s.wake:
 			s.publishPresence(base, s.b.cfg.CommandTimeout)
 		case <-stop:
+			// Shutting down: only the final state is worth the wait.
+			s.mu.Lock()
+			if n := len(s.pending); n > 1 {
+				s.pending = s.pending[n-1:]
+			}
+			s.mu.Unlock()
 			s.publishPresence(base, s.b.cfg.ShutdownTimeout)
 			return
 		}
@@ -313,18 +328,26 @@ func (s *supervisor) presenceLoop(ctx context.Context, stop <-chan struct{}) {
 }
 
 func (s *supervisor) publishPresence(base context.Context, timeout time.Duration) {
-	s.mu.Lock()
-	p := s.pending
-	s.pending = nil
-	s.mu.Unlock()
-	if p == nil || s.b.cfg.Presence == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(base, timeout)
-	defer cancel()
-	if err := s.b.cfg.Presence.PublishPresence(ctx, *p); err != nil {
-		// The adapter keeps it and publishes it again after reconnecting.
-		s.log.Warn("presence not published", "state", p.State, "err", err)
+	for {
+		s.mu.Lock()
+		if len(s.pending) == 0 {
+			s.mu.Unlock()
+			return
+		}
+		p := s.pending[0]
+		s.pending = s.pending[1:]
+		s.mu.Unlock()
+		if s.b.cfg.Presence == nil {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(base, timeout)
+		err := s.b.cfg.Presence.PublishPresence(ctx, p)
+		cancel()
+		if err != nil {
+			// The adapter keeps the latest and publishes it again after
+			// reconnecting.
+			s.log.Warn("presence not published", "state", p.State, "err", err)
+		}
 	}
 }
 

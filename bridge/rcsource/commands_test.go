@@ -7,9 +7,9 @@ import (
 	"time"
 
 	"github.com/gopcua/opcua/ua"
-	"github.com/nats-io/nats.go"
 
 	"github.com/rcbridge/rcbridge/bridge"
+	"github.com/rcbridge/rcbridge/internal/e2e"
 )
 
 // TestCommands sends every kind of command through NATS requests to a
@@ -17,12 +17,19 @@ import (
 // server: good writes and calls change it, every refused command leaves it
 // alone.
 func TestCommands(t *testing.T) {
-	e := newEnv(t, envConfig{})
+	for _, kind := range []busKind{busNATS, busMQTT} {
+		t.Run(kind.String(), func(t *testing.T) { testCommands(t, kind) })
+	}
+}
+
+func testCommands(t *testing.T, kind busKind) {
+	e := newEnv(t, envConfig{bus: kind})
 	p := newPlant(t, testServerURI)
 	e.dial(p)
 	e.await(testServerURI, bridge.Online)
 
-	set := func(name string) string { return prefix + ".s1." + name + ".set" }
+	set := func(name string) string { return e.route(prefix, "s1", name, "set") }
+	call := e.route(prefix, "s1", "add", "call")
 	type check struct {
 		node *ua.NodeID
 		want any
@@ -49,15 +56,15 @@ func TestCommands(t *testing.T) {
 		{"read-only row", set("temp"), `{"id":"c11","value":99}`, false, ua.StatusBadNotWritable, "not writable in the mapping", check{p.temp, 20.5}},
 		{"server refuses writing", set("locked"), `{"id":"c12","value":7}`, false, ua.StatusBadNotWritable, "AccessLevel", check{p.locked, int32(42)}},
 		{"node missing on the server", set("missing"), `{"id":"c13","value":7}`, false, ua.StatusBadNodeIDUnknown, "unavailable", check{}},
-		{"method call", prefix + ".s1.add.call", `{"id":"c14","args":[1.5,2]}`, true, ua.StatusOK, "", check{}},
-		{"method call, wrong argument count", prefix + ".s1.add.call", `{"id":"c15","args":[1.5]}`, false, ua.StatusBadTypeMismatch, "2 arguments", check{}},
-		{"method call, wrong argument type", prefix + ".s1.add.call", `{"id":"c16","args":[1.5,"x"]}`, false, ua.StatusBadTypeMismatch, "args[1]", check{}},
+		{"method call", call, `{"id":"c14","args":[1.5,2]}`, true, ua.StatusOK, "", check{}},
+		{"method call, wrong argument count", call, `{"id":"c15","args":[1.5]}`, false, ua.StatusBadTypeMismatch, "2 arguments", check{}},
+		{"method call, wrong argument type", call, `{"id":"c16","args":[1.5,"x"]}`, false, ua.StatusBadTypeMismatch, "args[1]", check{}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			r := e.request(tc.subject, tc.payload)
+			r := e.command(tc.subject, tc.payload)
 			if r.OK != tc.ok || ua.StatusCode(r.Status.Code) != tc.status {
-				t.Fatalf("reply %s: want ok=%v status %v", r.raw, tc.ok, tc.status)
+				t.Fatalf("reply %s: want ok=%v status %v", r.Raw, tc.ok, tc.status)
 			}
 			if want := idOf(tc.payload); r.ID != want {
 				t.Errorf("reply id %q, want %q", r.ID, want)
@@ -66,7 +73,7 @@ func TestCommands(t *testing.T) {
 			case tc.ok && r.Error != nil:
 				t.Errorf("successful reply with error %q", *r.Error)
 			case !tc.ok && (r.Error == nil || !strings.Contains(*r.Error, tc.errHas)):
-				t.Errorf("error text of %s does not mention %q", r.raw, tc.errHas)
+				t.Errorf("error text of %s does not mention %q", r.Raw, tc.errHas)
 			}
 			if tc.check.node != nil {
 				if got := p.value(t, tc.check.node); got != tc.check.want {
@@ -76,9 +83,9 @@ func TestCommands(t *testing.T) {
 		})
 	}
 	t.Run("method outputs", func(t *testing.T) {
-		r := e.request(prefix+".s1.add.call", `{"id":"sum","args":[40,2]}`)
+		r := e.command(call, `{"id":"sum","args":[40,2]}`)
 		if !r.OK || len(r.Outputs) != 1 || !strings.Contains(string(r.Outputs[0]), "42") {
-			t.Fatalf("reply %s: want ok with output 42", r.raw)
+			t.Fatalf("reply %s: want ok with output 42", r.Raw)
 		}
 	})
 }
@@ -98,22 +105,22 @@ func idOf(payload string) string {
 // with a reply that says so, before and after its session.
 func TestCommandOffline(t *testing.T) {
 	e := newEnv(t, envConfig{})
-	r := e.request(prefix+".s1.speed.set", `{"id":"off","value":1}`)
+	r := e.command(prefix+".s1.speed.set", `{"id":"off","value":1}`)
 	if r.OK || ua.StatusCode(r.Status.Code) != ua.StatusBadServerNotConnected || r.Error == nil || !strings.Contains(*r.Error, "offline") {
-		t.Fatalf("reply %s: want BadServerNotConnected saying offline", r.raw)
+		t.Fatalf("reply %s: want BadServerNotConnected saying offline", r.Raw)
 	}
 
 	p := newPlant(t, testServerURI)
 	relay := e.dial(p)
 	e.await(testServerURI, bridge.Online)
-	if r := e.request(prefix+".s1.speed.set", `{"id":"on","value":2}`); !r.OK {
-		t.Fatalf("online write: %s", r.raw)
+	if r := e.command(prefix+".s1.speed.set", `{"id":"on","value":2}`); !r.OK {
+		t.Fatalf("online write: %s", r.Raw)
 	}
 	relay.Close()
 	e.await(testServerURI, bridge.Resuming)
-	r = e.request(prefix+".s1.speed.set", `{"id":"res","value":3}`)
+	r = e.command(prefix+".s1.speed.set", `{"id":"res","value":3}`)
 	if r.OK || ua.StatusCode(r.Status.Code) != ua.StatusBadServerNotConnected || !strings.Contains(*r.Error, "resuming") {
-		t.Fatalf("reply %s: want BadServerNotConnected saying resuming", r.raw)
+		t.Fatalf("reply %s: want BadServerNotConnected saying resuming", r.Raw)
 	}
 	if got := p.value(t, p.speed); got != 2.0 {
 		t.Errorf("server value %v, want 2 (the refused write must not arrive)", got)
@@ -133,14 +140,14 @@ func TestCommandRateLimit(t *testing.T) {
 
 	var ok, limited int
 	for i := range 3 * burst {
-		r := e.request(prefix+".s1.speed.set", `{"id":"f","value":`+itoa(i)+`}`)
+		r := e.command(prefix+".s1.speed.set", `{"id":"f","value":`+itoa(i)+`}`)
 		switch {
 		case r.OK:
 			ok++
 		case ua.StatusCode(r.Status.Code) == ua.StatusBadTooManyOperations && strings.Contains(*r.Error, "per second"):
 			limited++
 		default:
-			t.Fatalf("unexpected reply %s", r.raw)
+			t.Fatalf("unexpected reply %s", r.Raw)
 		}
 	}
 	if ok != burst || limited != 2*burst {
@@ -165,22 +172,23 @@ func TestCommandQueueFull(t *testing.T) {
 	// Freeze the server: the first write hangs in the worker, the second
 	// fills the queue, the rest are refused at once.
 	relay.Freeze()
-	inbox := e.nc.NewRespInbox()
-	replies := record(t, e.nc, inbox)
+	inbox := e.client.(*e2e.NATSClient).NC.NewRespInbox()
+	nc := e.client.(*e2e.NATSClient).NC
+	replies := e.client.Watch(t, inbox)
 	for i := range 5 {
-		if err := e.nc.PublishRequest(prefix+".s1.speed.set", inbox, []byte(`{"id":"q`+itoa(i)+`","value":1}`)); err != nil {
+		if err := nc.PublishRequest(prefix+".s1.speed.set", inbox, []byte(`{"id":"q`+itoa(i)+`","value":1}`)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	msgs := replies.await(t, 10*time.Second, "busy replies", func(m []*nats.Msg) bool { return len(m) >= 3 })
+	msgs := replies.Await(t, 10*time.Second, "busy replies", func(m []e2e.Msg) bool { return len(m) >= 3 })
 	for _, m := range msgs[:3] {
-		r := decodeReply(t, m.Data)
+		r := e2e.DecodeReply(t, m.Payload)
 		if ua.StatusCode(r.Status.Code) != ua.StatusBadTooManyOperations || !strings.Contains(*r.Error, "queue full") {
-			t.Fatalf("reply %s: want BadTooManyOperations, queue full", r.raw)
+			t.Fatalf("reply %s: want BadTooManyOperations, queue full", r.Raw)
 		}
 	}
 	relay.Thaw()
-	replies.await(t, 10*time.Second, "all replies", func(m []*nats.Msg) bool { return len(m) == 5 })
+	replies.Await(t, 10*time.Second, "all replies", func(m []e2e.Msg) bool { return len(m) == 5 })
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }

@@ -5,19 +5,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/gopcua/opcua/ua"
-	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 	"go.uber.org/goleak"
 
 	"github.com/rcbridge/rcbridge/bridge"
+	"github.com/rcbridge/rcbridge/bridge/mqttbus"
 	"github.com/rcbridge/rcbridge/bridge/natsbus"
 	"github.com/rcbridge/rcbridge/bridge/rcsource"
+	"github.com/rcbridge/rcbridge/internal/e2e"
 	"github.com/rcbridge/rcbridge/mapping"
 	"github.com/rcbridge/rcbridge/rc"
 	"github.com/rcbridge/rcbridge/rc/rctest"
@@ -36,82 +35,6 @@ func ctxTimeout(t testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
-}
-
-// natsServer starts an embedded nats-server on a free loopback port, with
-// JetStream when js is set; it stops at test cleanup.
-type natsServer struct {
-	t    testing.TB
-	opts *server.Options
-	mu   sync.Mutex
-	srv  *server.Server
-}
-
-func startNATS(t testing.TB, js bool) *natsServer {
-	t.Helper()
-	n := &natsServer{t: t, opts: &server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true, JetStream: js}}
-	if js {
-		n.opts.StoreDir = t.TempDir()
-	}
-	n.start()
-	t.Cleanup(n.stop)
-	return n
-}
-
-func (n *natsServer) start() {
-	n.t.Helper()
-	for try := 0; ; try++ {
-		srv, err := server.NewServer(n.opts)
-		if err != nil {
-			n.t.Fatalf("nats-server: %v", err)
-		}
-		go srv.Start()
-		if srv.ReadyForConnections(10 * time.Second) {
-			n.mu.Lock()
-			n.srv = srv
-			n.opts.Port = srv.Addr().(*net.TCPAddr).Port
-			n.mu.Unlock()
-			return
-		}
-		srv.Shutdown()
-		srv.WaitForShutdown()
-		if try == 20 {
-			n.t.Fatalf("nats-server did not start on port %d", n.opts.Port)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func (n *natsServer) stop() {
-	n.mu.Lock()
-	srv := n.srv
-	n.srv = nil
-	n.mu.Unlock()
-	if srv != nil {
-		srv.Shutdown()
-		srv.WaitForShutdown()
-	}
-}
-
-// restart stops the server and starts it again on the same port with the
-// same store.
-func (n *natsServer) restart(down time.Duration) {
-	n.stop()
-	time.Sleep(down)
-	n.start()
-}
-
-func (n *natsServer) url() string { return fmt.Sprintf("nats://127.0.0.1:%d", n.opts.Port) }
-
-// dial connects a plain NATS client that reconnects forever.
-func (n *natsServer) dial(t testing.TB) *nats.Conn {
-	t.Helper()
-	nc, err := nats.Connect(n.url(), nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
-	if err != nil {
-		t.Fatalf("nats connect: %v", err)
-	}
-	t.Cleanup(nc.Close)
-	return nc
 }
 
 // The test server's nodes (rctest namespace, index 1).
@@ -139,7 +62,7 @@ func newPlant(t testing.TB, uri string) *plant {
 	p.level = srv.AddVariable("Level", byte(7), true)
 	p.mode = srv.AddVariable("Mode", "auto", true)
 	p.locked = srv.AddVariable("Locked", int32(42), false) // mapped writable, but the server says no
-	p.temp = srv.AddVariable("Temp", 20.5, false)           // mapped read-only
+	p.temp = srv.AddVariable("Temp", 20.5, false)          // mapped read-only
 	p.methods = srv.AddObject(nil, "Methods")
 	srv.AddMethod(p.methods, "Add", func(args []*ua.Variant) ([]*ua.Variant, ua.StatusCode) {
 		if len(args) != 2 {
@@ -191,26 +114,40 @@ func testRows() []mapping.Row {
 	}
 }
 
+// busKind selects the bus of an env.
+type busKind uint8
+
+const (
+	busNATS busKind = iota
+	busJetStream
+	busMQTT
+)
+
+func (k busKind) String() string { return [...]string{"nats", "jetstream", "mqtt"}[k] }
+
 // env is a bridge wired like the daemon wires it: an rc.Listener with a
-// Broker, one rc.Factory, rcsource, natsbus on an embedded NATS server.
+// Broker, one rc.Factory, rcsource, and a real bus adapter on an embedded
+// broker (nats-server, or mochi-mqtt).
 type env struct {
 	t      *testing.T
+	kind   busKind
 	ln     *rc.Listener
-	nats   *natsServer
-	bus    *natsbus.Bus
-	nc     *nats.Conn
+	nats   *e2e.NATS
+	mochi  *e2e.Mochi
+	bus    bridge.Bus
+	client e2e.Client // a user of the bus
 	table  *mapping.Table
 	bridge *bridge.Bridge
-	status *recorder
+	status *e2e.Recorder // the status routes
 	cancel context.CancelFunc
 	done   chan struct{}
 }
 
 type envConfig struct {
-	servers   []string // ServerUris; default testServerURI
-	rows      []mapping.Row
-	jetstream bool
-	tune      func(*bridge.Config)
+	bus     busKind
+	servers []string // ServerUris; default testServerURI
+	rows    []mapping.Row
+	tune    func(*bridge.Config)
 }
 
 func newEnv(t *testing.T, ec envConfig) *env {
@@ -221,7 +158,7 @@ func newEnv(t *testing.T, ec envConfig) *env {
 	if ec.rows == nil {
 		ec.rows = testRows()
 	}
-	e := &env{t: t, done: make(chan struct{})}
+	e := &env{t: t, kind: ec.bus, done: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())
 	e.cancel = cancel
 	log := testLogger(t)
@@ -247,23 +184,36 @@ func newEnv(t *testing.T, ec envConfig) *env {
 		t.Fatal(err)
 	}
 
-	e.nats = startNATS(t, ec.jetstream)
-	opts := natsbus.Options{URLs: []string{e.nats.url()}, Logger: log, ReconnectWait: 20 * time.Millisecond}
-	if ec.jetstream {
-		opts.JetStream = &natsbus.JetStreamOptions{Stream: "RCB", Subjects: []string{prefix + ".>"}, Memory: false}
+	syntax := mapping.NATS
+	if ec.bus == busMQTT {
+		syntax = mapping.MQTT
+		e.mochi = e2e.StartMochi(t)
+		e.bus, err = mqttbus.New(ctxTimeout(t, 10*time.Second), mqttbus.Options{Brokers: []string{e.mochi.URL()},
+			ClientID: "bridge-" + t.Name(), MaxReconnectInterval: 200 * time.Millisecond, Logger: log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.client = e2e.DialMQTT(t, e.mochi.URL())
+		e.status = e.client.Watch(t, prefix+"/status/#")
+	} else {
+		e.nats = e2e.StartNATS(t, ec.bus == busJetStream)
+		opts := natsbus.Options{URLs: []string{e.nats.URL()}, Logger: log, ReconnectWait: 20 * time.Millisecond}
+		if ec.bus == busJetStream {
+			opts.JetStream = &natsbus.JetStreamOptions{Stream: "RCB", Subjects: []string{prefix + ".>"}}
+		}
+		e.bus, err = natsbus.New(ctxTimeout(t, 10*time.Second), opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.client = e2e.DialNATS(t, e.nats.URL())
+		e.status = e.client.Watch(t, prefix+".status.>")
 	}
-	e.bus, err = natsbus.New(ctxTimeout(t, 10*time.Second), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.nc = e.nats.dial(t)
-	e.status = record(t, e.nc, prefix+".status.>")
 
 	servers := make([]mapping.Server, len(ec.servers))
 	for i, u := range ec.servers {
 		servers[i] = mapping.Server{URI: u, Key: fmt.Sprintf("s%d", i+1)}
 	}
-	e.table, err = mapping.New(mapping.Config{Syntax: mapping.NATS, Prefix: prefix, Servers: servers, Rows: ec.rows})
+	e.table, err = mapping.New(mapping.Config{Syntax: syntax, Prefix: prefix, Servers: servers, Rows: ec.rows})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -313,6 +263,9 @@ func (e *env) stop() {
 	}
 }
 
+// route joins route levels with the bus's separator.
+func (e *env) route(parts ...string) string { return e2e.Route(e.client, parts...) }
+
 // dial makes p reverse-connect to the bridge and returns the relay.
 func (e *env) dial(p *plant) *rctest.Conn {
 	e.t.Helper()
@@ -332,103 +285,23 @@ func (e *env) await(uri string, st bridge.PresenceState) {
 	}
 }
 
-// request sends a NATS request and returns the decoded reply.
-func (e *env) request(subject, payload string) reply {
+// command sends a command and returns the reply.
+func (e *env) command(route, payload string) e2e.Reply {
 	e.t.Helper()
-	msg, err := e.nc.Request(subject, []byte(payload), 10*time.Second)
-	if err != nil {
-		e.t.Fatalf("request %s %s: %v", subject, payload, err)
-	}
-	return decodeReply(e.t, msg.Data)
+	return e.client.Command(e.t, route, payload)
 }
 
-// reply is a command reply as clients see it.
-type reply struct {
-	ID     string `json:"id"`
-	OK     bool   `json:"ok"`
-	Status struct {
-		Code uint32 `json:"code"`
-		Name string `json:"name"`
-	} `json:"status"`
-	Error   *string           `json:"error"`
-	Outputs []json.RawMessage `json:"outputs"`
-	raw     string
-}
-
-func decodeReply(t testing.TB, b []byte) reply {
-	t.Helper()
-	var r reply
-	if err := json.Unmarshal(b, &r); err != nil {
-		t.Fatalf("reply %s: %v", b, err)
-	}
-	r.raw = string(b)
-	return r
-}
-
-// recorder collects messages of a subscription.
-type recorder struct {
-	mu   sync.Mutex
-	msgs []*nats.Msg
-	more chan struct{}
-}
-
-func record(t testing.TB, nc *nats.Conn, subject string) *recorder {
-	t.Helper()
-	r := &recorder{more: make(chan struct{}, 1)}
-	sub, err := nc.Subscribe(subject, func(m *nats.Msg) {
-		r.mu.Lock()
-		r.msgs = append(r.msgs, m)
-		r.mu.Unlock()
-		select {
-		case r.more <- struct{}{}:
-		default:
-		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sub.Unsubscribe() })
-	return r
-}
-
-func (r *recorder) snapshot() []*nats.Msg {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]*nats.Msg(nil), r.msgs...)
-}
-
-// await waits until cond holds for the recorded messages.
-func (r *recorder) await(t testing.TB, d time.Duration, what string, cond func([]*nats.Msg) bool) []*nats.Msg {
-	t.Helper()
-	deadline := time.After(d)
-	for {
-		msgs := r.snapshot()
-		if cond(msgs) {
-			return msgs
-		}
-		select {
-		case <-r.more:
-		case <-deadline:
-			t.Fatalf("%s: not within %v; got %d messages", what, d, len(msgs))
-			return nil
-		}
-	}
-}
-
-// presences decodes the presence messages of one status subject.
-func presences(t testing.TB, msgs []*nats.Msg, subject string) []bridge.Presence {
+// presences decodes the presence messages of one status route.
+func presences(t testing.TB, msgs []e2e.Msg, route string) []bridge.Presence {
 	t.Helper()
 	var out []bridge.Presence
 	for _, m := range msgs {
-		if m.Subject != subject {
+		if m.Route != route {
 			continue
 		}
 		var p bridge.Presence
-		if err := json.Unmarshal(m.Data, &p); err != nil {
-			t.Fatalf("presence %s: %v", m.Data, err)
+		if err := json.Unmarshal(m.Payload, &p); err != nil {
+			t.Fatalf("presence %s: %v", m.Payload, err)
 		}
 		out = append(out, p)
 	}

@@ -7,10 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/rcbridge/rcbridge/bridge"
+	"github.com/rcbridge/rcbridge/internal/e2e"
 )
 
 // counters records the bridge's server metrics.
@@ -33,13 +33,19 @@ func (c *counters) hook(cfg *bridge.Config) {
 // on the same session when it dials again, offline when it stays away
 // longer than ResumeTimeout, and offline when the bridge stops.
 func TestPresence(t *testing.T) {
+	for _, kind := range []busKind{busNATS, busMQTT} {
+		t.Run(kind.String(), func(t *testing.T) { testPresence(t, kind) })
+	}
+}
+
+func testPresence(t *testing.T, kind busKind) {
 	var n counters
-	e := newEnv(t, envConfig{tune: func(c *bridge.Config) {
+	e := newEnv(t, envConfig{bus: kind, tune: func(c *bridge.Config) {
 		c.ResumeTimeout = time.Second
 		n.hook(c)
 	}})
-	subject := prefix + ".status.s1"
-	e.status.await(t, 10*time.Second, "initial offline", func(m []*nats.Msg) bool { return len(presences(t, m, subject)) >= 1 })
+	subject := e.route(prefix, "status", "s1")
+	e.status.Await(t, 10*time.Second, "initial offline", func(m []e2e.Msg) bool { return len(presences(t, m, subject)) >= 1 })
 
 	p := newPlant(t, testServerURI)
 	relay := e.dial(p)
@@ -53,7 +59,7 @@ func TestPresence(t *testing.T) {
 	e.await(testServerURI, bridge.Offline)
 
 	want := []bridge.PresenceState{bridge.Offline, bridge.Online, bridge.Resuming, bridge.Online, bridge.Resuming, bridge.Offline}
-	msgs := e.status.await(t, 10*time.Second, "presence sequence", func(m []*nats.Msg) bool { return len(presences(t, m, subject)) >= len(want) })
+	msgs := e.status.Await(t, 10*time.Second, "presence sequence", func(m []e2e.Msg) bool { return len(presences(t, m, subject)) >= len(want) })
 	ps := presences(t, msgs, subject)
 	if got := states(ps); !slices.Equal(got, want) {
 		t.Fatalf("presence states %v, want %v", got, want)
@@ -73,7 +79,7 @@ func TestPresence(t *testing.T) {
 	e.dial(p2)
 	e.await(testServerURI, bridge.Online)
 	e.stop()
-	msgs = e.status.await(t, 10*time.Second, "final offline", func(m []*nats.Msg) bool { return len(presences(t, m, subject)) >= len(want)+2 })
+	msgs = e.status.Await(t, 10*time.Second, "final offline", func(m []e2e.Msg) bool { return len(presences(t, m, subject)) >= len(want)+2 })
 	if got := states(presences(t, msgs, subject))[len(want):]; !slices.Equal(got, []bridge.PresenceState{bridge.Online, bridge.Offline}) {
 		t.Fatalf("after the restart: %v, want [online offline]", got)
 	}
@@ -97,8 +103,8 @@ func TestSecondConnection(t *testing.T) {
 	if s := n.sessions.Load(); s != 1 {
 		t.Fatalf("%d sessions after a second connection, want 1", s)
 	}
-	if r := e.request(prefix+".s1.speed.set", `{"id":"a","value":1}`); !r.OK {
-		t.Fatalf("write on the first connection: %s", r.raw)
+	if r := e.command(prefix+".s1.speed.set", `{"id":"a","value":1}`); !r.OK {
+		t.Fatalf("write on the first connection: %s", r.Raw)
 	}
 	first.Close()
 	e.await(testServerURI, bridge.Resuming)
@@ -106,8 +112,8 @@ func TestSecondConnection(t *testing.T) {
 	if s, r := n.sessions.Load(), n.resumes.Load(); s != 1 || r != 1 {
 		t.Fatalf("%d sessions and %d resumes, want 1 and 1: the spare carries the same session", s, r)
 	}
-	if r := e.request(prefix+".s1.speed.set", `{"id":"b","value":2}`); !r.OK {
-		t.Fatalf("write on the spare: %s", r.raw)
+	if r := e.command(prefix+".s1.speed.set", `{"id":"b","value":2}`); !r.OK {
+		t.Fatalf("write on the spare: %s", r.Raw)
 	}
 	if got := p.value(t, p.speed); got != 2.0 {
 		t.Errorf("server value %v, want 2", got)
@@ -118,12 +124,12 @@ func TestSecondConnection(t *testing.T) {
 // bucket, under a valid key derived from the server key.
 func TestPresenceJetStream(t *testing.T) {
 	const uri = "urn:plant:line 1" // a server key with ':' and ' '
-	e := newEnv(t, envConfig{servers: []string{uri}, jetstream: true})
+	e := newEnv(t, envConfig{servers: []string{uri}, bus: busJetStream})
 	p := newPlant(t, uri)
 	e.dial(p)
 	e.await(uri, bridge.Online)
 
-	js, err := jetstream.New(e.nc)
+	js, err := jetstream.New(e.client.(*e2e.NATSClient).NC)
 	if err != nil {
 		t.Fatal(err)
 	}
