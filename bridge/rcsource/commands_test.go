@@ -26,7 +26,7 @@ func testCommands(t *testing.T, kind busKind) {
 	e := newEnv(t, envConfig{bus: kind})
 	p := newPlant(t, testServerURI)
 	e.dial(p)
-	e.await(testServerURI, bridge.Online)
+	e.Await(testServerURI, bridge.Online)
 
 	set := func(name string) string { return e.route(prefix, "s1", name, "set") }
 	call := e.route(prefix, "s1", "add", "call")
@@ -112,12 +112,12 @@ func TestCommandOffline(t *testing.T) {
 
 	p := newPlant(t, testServerURI)
 	relay := e.dial(p)
-	e.await(testServerURI, bridge.Online)
+	e.Await(testServerURI, bridge.Online)
 	if r := e.command(prefix+".s1.speed.set", `{"id":"on","value":2}`); !r.OK {
 		t.Fatalf("online write: %s", r.Raw)
 	}
 	relay.Close()
-	e.await(testServerURI, bridge.Resuming)
+	e.Await(testServerURI, bridge.Resuming)
 	r = e.command(prefix+".s1.speed.set", `{"id":"res","value":3}`)
 	if r.OK || ua.StatusCode(r.Status.Code) != ua.StatusBadServerNotConnected || !strings.Contains(*r.Error, "resuming") {
 		t.Fatalf("reply %s: want BadServerNotConnected saying resuming", r.Raw)
@@ -136,7 +136,7 @@ func TestCommandRateLimit(t *testing.T) {
 	}})
 	p := newPlant(t, testServerURI)
 	e.dial(p)
-	e.await(testServerURI, bridge.Online)
+	e.Await(testServerURI, bridge.Online)
 
 	var ok, limited int
 	for i := range 3 * burst {
@@ -167,7 +167,7 @@ func TestCommandQueueFull(t *testing.T) {
 	}})
 	p := newPlant(t, testServerURI)
 	relay := e.dial(p)
-	e.await(testServerURI, bridge.Online)
+	e.Await(testServerURI, bridge.Online)
 
 	// Freeze the server: the first write hangs in the worker, the second
 	// fills the queue, the rest are refused at once.

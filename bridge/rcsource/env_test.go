@@ -1,11 +1,8 @@
 package rcsource_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,28 +10,13 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/rcbridge/rcbridge/bridge"
-	"github.com/rcbridge/rcbridge/bridge/mqttbus"
-	"github.com/rcbridge/rcbridge/bridge/natsbus"
-	"github.com/rcbridge/rcbridge/bridge/rcsource"
 	"github.com/rcbridge/rcbridge/internal/e2e"
 	"github.com/rcbridge/rcbridge/mapping"
-	"github.com/rcbridge/rcbridge/rc"
 	"github.com/rcbridge/rcbridge/rc/rctest"
 )
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
-}
-
-// testLogger writes warnings and errors into the test output.
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-}
-
-func ctxTimeout(t testing.TB, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
 }
 
 // The test server's nodes (rctest namespace, index 1).
@@ -125,22 +107,17 @@ const (
 
 func (k busKind) String() string { return [...]string{"nats", "jetstream", "mqtt"}[k] }
 
-// env is a bridge wired like the daemon wires it: an rc.Listener with a
-// Broker, one rc.Factory, rcsource, and a real bus adapter on an embedded
-// broker (nats-server, or mochi-mqtt).
+// env is a bridge wired like the daemon wires it (e2e.StartBridge) on a
+// real bus adapter and an embedded broker (nats-server or mochi-mqtt),
+// with a user of the bus watching the status routes.
 type env struct {
+	*e2e.Bridge
 	t      *testing.T
 	kind   busKind
-	ln     *rc.Listener
 	nats   *e2e.NATS
 	mochi  *e2e.Mochi
-	bus    bridge.Bus
-	client e2e.Client // a user of the bus
-	table  *mapping.Table
-	bridge *bridge.Bridge
+	client e2e.Client    // a user of the bus
 	status *e2e.Recorder // the status routes
-	cancel context.CancelFunc
-	done   chan struct{}
 }
 
 type envConfig struct {
@@ -158,109 +135,27 @@ func newEnv(t *testing.T, ec envConfig) *env {
 	if ec.rows == nil {
 		ec.rows = testRows()
 	}
-	e := &env{t: t, kind: ec.bus, done: make(chan struct{})}
-	ctx, cancel := context.WithCancel(context.Background())
-	e.cancel = cancel
-	log := testLogger(t)
-
-	allow, err := rc.NewAllowList(ec.servers...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.ln, err = rc.Listen(ctx, "127.0.0.1:0", rc.ListenerConfig{Validator: allow, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	broker, err := rc.NewBroker(e.ln, rc.BrokerConfig{HoldTime: 2 * time.Second, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	factory, err := rc.NewFactory(rc.ClientConfig{Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, err := rcsource.New(rcsource.Config{Sessions: broker, Factory: factory, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-
+	e := &env{t: t, kind: ec.bus}
+	var bus bridge.Bus
 	syntax := mapping.NATS
 	if ec.bus == busMQTT {
 		syntax = mapping.MQTT
 		e.mochi = e2e.StartMochi(t)
-		e.bus, err = mqttbus.New(ctxTimeout(t, 10*time.Second), mqttbus.Options{Brokers: []string{e.mochi.URL()},
-			ClientID: "bridge-" + t.Name(), MaxReconnectInterval: 200 * time.Millisecond, Logger: log})
-		if err != nil {
-			t.Fatal(err)
-		}
+		bus = e2e.OpenMQTTBus(t, e.mochi.URL())
 		e.client = e2e.DialMQTT(t, e.mochi.URL())
 		e.status = e.client.Watch(t, prefix+"/status/#")
 	} else {
 		e.nats = e2e.StartNATS(t, ec.bus == busJetStream)
-		opts := natsbus.Options{URLs: []string{e.nats.URL()}, Logger: log, ReconnectWait: 20 * time.Millisecond}
-		if ec.bus == busJetStream {
-			opts.JetStream = &natsbus.JetStreamOptions{Stream: "RCB", Subjects: []string{prefix + ".>"}}
-		}
-		e.bus, err = natsbus.New(ctxTimeout(t, 10*time.Second), opts)
-		if err != nil {
-			t.Fatal(err)
-		}
+		bus = e2e.OpenNATSBus(t, e.nats.URL(), ec.bus == busJetStream, prefix)
 		e.client = e2e.DialNATS(t, e.nats.URL())
 		e.status = e.client.Watch(t, prefix+".status.>")
 	}
-
 	servers := make([]mapping.Server, len(ec.servers))
 	for i, u := range ec.servers {
 		servers[i] = mapping.Server{URI: u, Key: fmt.Sprintf("s%d", i+1)}
 	}
-	e.table, err = mapping.New(mapping.Config{Syntax: syntax, Prefix: prefix, Servers: servers, Rows: ec.rows})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := bridge.Config{
-		Table: e.table, Source: src, Publisher: e.bus, Presence: e.bus, Commands: e.bus,
-		ResumeTimeout: 3 * time.Second, CommandTimeout: 5 * time.Second, MinRetryDelay: 20 * time.Millisecond,
-		MaxRetryDelay: 200 * time.Millisecond, Logger: log,
-	}
-	if ec.tune != nil {
-		ec.tune(&cfg)
-	}
-	e.bridge, err = bridge.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = broker.Run(ctx) })
-	wg.Go(func() {
-		defer close(e.done)
-		if err := e.bridge.Run(ctx); err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	t.Cleanup(func() {
-		e.stop()
-		e.ln.Close()
-		wg.Wait()
-		if err := e.bus.Close(ctxTimeout(t, 10*time.Second)); err != nil {
-			t.Errorf("bus Close: %v", err)
-		}
-	})
-	select {
-	case <-e.bridge.CommandsReady():
-	case <-time.After(10 * time.Second):
-		t.Fatal("command routes not subscribed within 10 s")
-	}
+	e.Bridge = e2e.StartBridge(t, e2e.BridgeConfig{Servers: servers, Syntax: syntax, Prefix: prefix, Rows: ec.rows, Bus: bus, Tune: ec.tune})
 	return e
-}
-
-// stop ends the bridge and waits for Run to return.
-func (e *env) stop() {
-	e.cancel()
-	select {
-	case <-e.done:
-	case <-time.After(20 * time.Second):
-		e.t.Fatal("bridge did not stop within 20 s")
-	}
 }
 
 // route joins route levels with the bus's separator.
@@ -269,20 +164,12 @@ func (e *env) route(parts ...string) string { return e2e.Route(e.client, parts..
 // dial makes p reverse-connect to the bridge and returns the relay.
 func (e *env) dial(p *plant) *rctest.Conn {
 	e.t.Helper()
-	c, err := p.Dial(ctxTimeout(e.t, 10*time.Second), e.ln.Addr().String())
+	c, err := p.Dial(e2e.WithTimeout(e.t, 10*time.Second), e.Addr())
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	e.t.Cleanup(c.Close)
 	return c
-}
-
-// await waits until the server is in state st.
-func (e *env) await(uri string, st bridge.PresenceState) {
-	e.t.Helper()
-	if err := e.bridge.AwaitState(ctxTimeout(e.t, 15*time.Second), uri, st); err != nil {
-		e.t.Fatal(err)
-	}
 }
 
 // command sends a command and returns the reply.

@@ -49,14 +49,14 @@ func testPresence(t *testing.T, kind busKind) {
 
 	p := newPlant(t, testServerURI)
 	relay := e.dial(p)
-	e.await(testServerURI, bridge.Online)
+	e.Await(testServerURI, bridge.Online)
 	relay.Close()
-	e.await(testServerURI, bridge.Resuming)
+	e.Await(testServerURI, bridge.Resuming)
 	e.dial(p)
-	e.await(testServerURI, bridge.Online)
+	e.Await(testServerURI, bridge.Online)
 	// Silence: the session is given up after ResumeTimeout.
 	p.Close()
-	e.await(testServerURI, bridge.Offline)
+	e.Await(testServerURI, bridge.Offline)
 
 	want := []bridge.PresenceState{bridge.Offline, bridge.Online, bridge.Resuming, bridge.Online, bridge.Resuming, bridge.Offline}
 	msgs := e.status.Await(t, 10*time.Second, "presence sequence", func(m []e2e.Msg) bool { return len(presences(t, m, subject)) >= len(want) })
@@ -77,8 +77,8 @@ func testPresence(t *testing.T, kind busKind) {
 	// says offline last.
 	p2 := newPlant(t, testServerURI)
 	e.dial(p2)
-	e.await(testServerURI, bridge.Online)
-	e.stop()
+	e.Await(testServerURI, bridge.Online)
+	e.Stop()
 	msgs = e.status.Await(t, 10*time.Second, "final offline", func(m []e2e.Msg) bool { return len(presences(t, m, subject)) >= len(want)+2 })
 	if got := states(presences(t, msgs, subject))[len(want):]; !slices.Equal(got, []bridge.PresenceState{bridge.Online, bridge.Offline}) {
 		t.Fatalf("after the restart: %v, want [online offline]", got)
@@ -96,7 +96,7 @@ func TestSecondConnection(t *testing.T) {
 	e := newEnv(t, envConfig{tune: n.hook})
 	p := newPlant(t, testServerURI)
 	first := e.dial(p)
-	e.await(testServerURI, bridge.Online)
+	e.Await(testServerURI, bridge.Online)
 
 	e.dial(p) // the spare, held by the broker
 	time.Sleep(300 * time.Millisecond)
@@ -107,8 +107,8 @@ func TestSecondConnection(t *testing.T) {
 		t.Fatalf("write on the first connection: %s", r.Raw)
 	}
 	first.Close()
-	e.await(testServerURI, bridge.Resuming)
-	e.await(testServerURI, bridge.Online)
+	e.Await(testServerURI, bridge.Resuming)
+	e.Await(testServerURI, bridge.Online)
 	if s, r := n.sessions.Load(), n.resumes.Load(); s != 1 || r != 1 {
 		t.Fatalf("%d sessions and %d resumes, want 1 and 1: the spare carries the same session", s, r)
 	}
@@ -127,13 +127,13 @@ func TestPresenceJetStream(t *testing.T) {
 	e := newEnv(t, envConfig{servers: []string{uri}, bus: busJetStream})
 	p := newPlant(t, uri)
 	e.dial(p)
-	e.await(uri, bridge.Online)
+	e.Await(uri, bridge.Online)
 
 	js, err := jetstream.New(e.client.(*e2e.NATSClient).NC)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := ctxTimeout(t, 10*time.Second)
+	ctx := e2e.WithTimeout(t, 10*time.Second)
 	kv, err := js.KeyValue(ctx, "rcbridge_presence")
 	if err != nil {
 		t.Fatalf("presence bucket: %v", err)
