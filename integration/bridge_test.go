@@ -89,7 +89,9 @@ func TestBridgeNodeUACommands(t *testing.T) {
 					c.Servers = []bridge.ServerConfig{{URI: nodeua.DefaultApplicationURI, CommandRate: 1000, CommandBurst: 1000}}
 				},
 			})
-			route := func(parts ...string) string { return e2e.Route(client, append([]string{bridgePrefix, "line1"}, parts...)...) }
+			route := func(parts ...string) string {
+				return e2e.Route(client, append([]string{bridgePrefix, "line1"}, parts...)...)
+			}
 
 			// Offline first: refused, nothing written anywhere.
 			if r := client.Command(t, route("speed", "set"), `{"id":"early","value":1}`); r.OK ||
