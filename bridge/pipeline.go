@@ -68,7 +68,7 @@ func (p *pipeline) deliver(ctx context.Context, n Notification) {
 		// Published and confirmed before, but the acknowledgement did not
 		// reach the server (the connection dropped): acknowledge again.
 		m.Duplicates.Add(1)
-		p.client.Acknowledge(n.Subscription, n.Sequence)
+		ack(n)
 		return
 	case seqInFlight:
 		// Its first copy is still on its way; its confirmation
@@ -152,8 +152,15 @@ func (p *pipeline) confirmFunc(n Notification, size int) ConfirmFunc {
 // confirmed records n as delivered and acknowledges it to the server.
 func (p *pipeline) confirmed(n Notification) {
 	p.seqs.done(n.Subscription, n.Sequence)
-	p.client.Acknowledge(n.Subscription, n.Sequence)
+	ack(n)
 	p.sup.m.Acknowledged.Add(1)
+}
+
+// ack acknowledges n to the server.
+func ack(n Notification) {
+	if n.Ack != nil {
+		n.Ack()
+	}
 }
 
 // publishEach publishes the messages of n one at a time after the bus

@@ -86,7 +86,15 @@ func (c *scriptClient) Subscribe(_ context.Context, spec bridge.SubscriptionSpec
 
 func (c *scriptClient) Notifications() <-chan bridge.Notification { return c.notes }
 
-func (c *scriptClient) Acknowledge(sub, seq uint32) {
+// note returns n with its Ack recording the acknowledgement.
+func (c *scriptClient) note(n bridge.Notification) bridge.Notification {
+	if n.Lost.IsZero() {
+		n.Ack = func() { c.acknowledge(n.Subscription, n.Sequence) }
+	}
+	return n
+}
+
+func (c *scriptClient) acknowledge(sub, seq uint32) {
 	c.mu.Lock()
 	c.acks = append(c.acks, ack{sub, seq})
 	c.mu.Unlock()
@@ -312,7 +320,7 @@ func TestPipeline(t *testing.T) {
 
 	send := func(n bridge.Notification) {
 		select {
-		case client.notes <- n:
+		case client.notes <- client.note(n):
 		case <-time.After(10 * time.Second):
 			t.Fatal("the bridge does not read notifications")
 		}

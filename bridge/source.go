@@ -65,8 +65,8 @@ type Client interface {
 	//
 	// From then on every NotificationMessage of the subscription with data
 	// changes is delivered on Notifications, and a message is acknowledged
-	// to the server only once Acknowledge was called for it (the server
-	// keeps it for Republish until then).
+	// to the server only once its Ack was called (the server keeps it for
+	// Republish until then).
 	Subscribe(ctx context.Context, spec SubscriptionSpec) (uint32, []ua.StatusCode, error)
 
 	// Notifications delivers the data change notifications of every
@@ -77,12 +77,6 @@ type Client interface {
 	// bounded: while nobody reads, the Client stops asking for more
 	// (PublishRequests) and the server holds the data.
 	Notifications() <-chan Notification
-
-	// Acknowledge marks the NotificationMessage sequence of subscription
-	// as delivered; the Client acknowledges it to the server with a later
-	// PublishRequest (Part 4, 5.13.5). It never blocks and may be called
-	// from any goroutine, also after Close (then it does nothing).
-	Acknowledge(subscription, sequence uint32)
 
 	// Done is closed when the current connection ends: the socket failed,
 	// the server closed it, the publish loop stalled (the Client closes the
@@ -187,8 +181,7 @@ type MonitoredItem struct {
 type Notification struct {
 	// Subscription is the SubscriptionId.
 	Subscription uint32
-	// Sequence is the NotificationMessage's SequenceNumber, which
-	// Acknowledge takes; 0 for a gap.
+	// Sequence is the NotificationMessage's SequenceNumber; 0 for a gap.
 	Sequence uint32
 	// PublishTime is the time the server sent the message.
 	PublishTime time.Time
@@ -198,6 +191,11 @@ type Notification struct {
 	// be delivered (the server lost the session, or dropped them before
 	// Republish).
 	Lost Gap
+	// Ack acknowledges the message to the server with a later
+	// PublishRequest (Part 4, 5.13.5). It never blocks, may be called from
+	// any goroutine, more than once (later calls do nothing) and after the
+	// session ended (then it does nothing). Nil for a gap.
+	Ack func()
 }
 
 // DataChange is one MonitoredItemNotification.

@@ -20,6 +20,3 @@ func (c *client) Subscribe(ctx context.Context, spec bridge.SubscriptionSpec) (u
 
 // Notifications implements bridge.Client.
 func (c *client) Notifications() <-chan bridge.Notification { return nil }
-
-// Acknowledge implements bridge.Client.
-func (c *client) Acknowledge(subscription, sequence uint32) {}
