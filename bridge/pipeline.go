@@ -22,10 +22,11 @@ type pipeline struct {
 	handles []*mapping.Item // client handle → item
 	seqs    *seqTracker
 
-	// msgPrefix is the MsgID server field: the server key and the session
-	// epoch, so that a new session (whose subscription ids and sequence
-	// numbers start afresh) never reuses the MsgIDs of an older one inside
-	// JetStream's duplicate window.
+	// msgPrefix is the MsgID server field: the server key and an epoch
+	// (the pipeline's start, renewed when a subscription restarts under an
+	// old id), so that a new session or subscription, whose ids and
+	// sequence numbers start afresh, never reuses the MsgIDs of an older
+	// one inside JetStream's duplicate window.
 	msgPrefix atomic.Pointer[string]
 }
 
@@ -63,7 +64,11 @@ func (p *pipeline) run(ctx context.Context) {
 func (p *pipeline) deliver(ctx context.Context, n Notification) {
 	m := &p.sup.m
 	m.Notifications.Add(1)
-	switch p.seqs.begin(n.Subscription, n.Sequence) {
+	switch p.seqs.begin(n.Subscription, n.Sequence, n.Republished) {
+	case seqRestart:
+		// A subscription recreated under an old id: its MsgIDs must not
+		// repeat the old one's inside JetStream's duplicate window.
+		p.newEpoch()
 	case seqDone:
 		// Published and confirmed before, but the acknowledgement did not
 		// reach the server (the connection dropped): acknowledge again.
@@ -222,9 +227,7 @@ func (p *pipeline) gap(ctx context.Context, n Notification) {
 	g := n.Lost
 	p.sup.m.Gaps.Add(1)
 	if g.Recreated {
-		// New subscriptions: their ids and sequence numbers start afresh.
-		p.seqs.reset()
-		p.newEpoch()
+		p.seqs.forget(n.Subscription)
 	} else {
 		p.seqs.skip(n.Subscription, g.From, g.To)
 	}

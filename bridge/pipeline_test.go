@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -345,7 +346,7 @@ func TestPipeline(t *testing.T) {
 	client.awaitAck(t, 1, 2, 1)
 	got.await(t, "p.s1.a", 2)
 	// Republish of a confirmed message: acknowledged again, not published.
-	send(bridge.Notification{Subscription: 1, Sequence: 2, Changes: []bridge.DataChange{{Handle: 0, Value: dv(2.5)}}})
+	send(bridge.Notification{Subscription: 1, Sequence: 2, Republished: true, Changes: []bridge.DataChange{{Handle: 0, Value: dv(2.5)}}})
 	client.awaitAck(t, 1, 2, 2)
 	// Unknown client handle: dropped; the message is still acknowledged.
 	send(bridge.Notification{Subscription: 1, Sequence: 3, Changes: []bridge.DataChange{{Handle: 9, Value: dv(3.5)}}})
@@ -361,6 +362,13 @@ func TestPipeline(t *testing.T) {
 	client.awaitAck(t, 1, 6, 1)
 	if n := len(got.await(t, "p.s1.a", 3)); n != 3 {
 		t.Fatalf("%d messages on p.s1.a, want 3 (no copy of the republished one)", n)
+	}
+	// A subscription the server recreated under the same id starts again
+	// at 1: a fresh message, published.
+	send(bridge.Notification{Subscription: 1, Sequence: 1, Changes: []bridge.DataChange{{Handle: 0, Value: dv(8.5)}}})
+	client.awaitAck(t, 1, 1, 2)
+	if a := got.await(t, "p.s1.a", 4); !strings.Contains(string(a[3].Data), "8.5") {
+		t.Fatalf("fourth message %s, want the value 8.5 of the restarted subscription", a[3].Data)
 	}
 	if dropped.Load() != 1 || duplicates.Load() != 1 || gaps.Load() != 1 {
 		t.Errorf("dropped %d, duplicates %d, gaps %d; want 1 each", dropped.Load(), duplicates.Load(), gaps.Load())

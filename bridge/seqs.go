@@ -9,6 +9,7 @@ const (
 	seqNew      seqState = iota // not seen yet: publish it
 	seqInFlight                 // published, the bus has not confirmed it yet
 	seqDone                     // confirmed by the bus (and acknowledged)
+	seqRestart                  // new, and the first of a subscription that restarted under its old id
 )
 
 // maxTracked bounds the sequence numbers remembered above a subscription's
@@ -43,12 +44,20 @@ func newSeqTracker() *seqTracker {
 func after(a, b uint32) bool { return int32(a-b) > 0 }
 
 // begin returns the state of (sub, seq) and, when it is new, marks it in
-// flight.
-func (t *seqTracker) begin(sub, seq uint32) seqState {
+// flight. Only a republished message can have been seen before: a fresh
+// one (from Publish) that was is the first of a subscription the server
+// created again under the same id, whose numbers start afresh, and begin
+// then forgets the old one and returns seqRestart.
+func (t *seqTracker) begin(sub, seq uint32, republished bool) seqState {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	s := t.subs[sub]
-	if s == nil {
+	restart := false
+	if s != nil && !republished {
+		_, seen := s.state[seq]
+		restart = seen || !after(seq, s.floor)
+	}
+	if s == nil || restart {
 		// The first message seen of a subscription sets the floor just
 		// below it.
 		s = &subSeqs{floor: seq - 1, state: make(map[uint32]seqState)}
@@ -61,6 +70,9 @@ func (t *seqTracker) begin(sub, seq uint32) seqState {
 		return st
 	}
 	s.state[seq] = seqInFlight
+	if restart {
+		return seqRestart
+	}
 	if len(s.state) > maxTracked {
 		s.jump()
 	}
@@ -111,12 +123,11 @@ func (t *seqTracker) skip(sub, from, to uint32) {
 	s.advance()
 }
 
-// reset forgets every subscription: after the session was recreated,
-// subscription ids start afresh.
-func (t *seqTracker) reset() {
+// forget drops what is known of sub: it is gone.
+func (t *seqTracker) forget(sub uint32) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	clear(t.subs)
+	delete(t.subs, sub)
 }
 
 // advance moves the floor over the done numbers right above it.

@@ -93,8 +93,10 @@ type Client interface {
 	// (Part 4, 5.13.6). When the server lost the session, the Client
 	// creates a new one, recreates every subscription made with Subscribe
 	// (same items, same handles), reports each old subscription's loss as a
-	// gap with Recreated set on Notifications (before any notification of
-	// a recreated subscription), and returns SessionRecreated. On error the session is
+	// gap with Recreated set on Notifications, and returns
+	// SessionRecreated. A recreated subscription may get the id of an old
+	// one (a restarted server counts from 1 again); its sequence numbers
+	// start again, and its first notifications may arrive before the gap. On error the session is
 	// kept and Resume may be called again.
 	Resume(ctx context.Context) (ResumeOutcome, error)
 
@@ -187,6 +189,9 @@ type Notification struct {
 	PublishTime time.Time
 	// Changes are the data changes, in the server's order.
 	Changes []DataChange
+	// Republished is set when the message came from Republish after a
+	// connection loss (Part 4, 5.13.6) rather than from Publish.
+	Republished bool
 	// Lost, when non-zero, reports NotificationMessages that can no longer
 	// be delivered (the server lost the session, or dropped them before
 	// Republish).
@@ -211,9 +216,8 @@ type DataChange struct {
 // is unknown (a recreated session knows only that something was lost).
 type Gap struct {
 	From, To uint32
-	// Recreated says the session was recreated: notifications after this
-	// gap belong to new subscriptions, whose ids and sequence numbers may
-	// repeat those of the old ones.
+	// Recreated says the session was recreated: the subscription is gone
+	// and a new one (with a new id, or a reused one) carries its items.
 	Recreated bool
 	// Reason says why ("session recreated", "not available for republish").
 	Reason string

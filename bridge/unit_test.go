@@ -13,21 +13,23 @@ import (
 func TestSeqTracker(t *testing.T) {
 	tr := newSeqTracker()
 	const sub = 7
+	fresh := func(seq uint32) seqState { return tr.begin(sub, seq, false) }
+	again := func(seq uint32) seqState { return tr.begin(sub, seq, true) }
 	for seq := uint32(1); seq <= 3; seq++ {
-		if st := tr.begin(sub, seq); st != seqNew {
+		if st := fresh(seq); st != seqNew {
 			t.Fatalf("begin(%d) = %v, want new", seq, st)
 		}
 	}
-	if st := tr.begin(sub, 2); st != seqInFlight {
-		t.Fatalf("begin(2) again = %v, want in flight", st)
+	if st := again(2); st != seqInFlight {
+		t.Fatalf("republished 2 = %v, want in flight", st)
 	}
 	tr.done(sub, 2)
-	if st := tr.begin(sub, 2); st != seqDone {
-		t.Fatalf("begin(2) after done = %v, want done", st)
+	if st := again(2); st != seqDone {
+		t.Fatalf("republished 2 after done = %v, want done", st)
 	}
 	tr.fail(sub, 3)
-	if st := tr.begin(sub, 3); st != seqNew {
-		t.Fatalf("begin(3) after fail = %v, want new (publish again)", st)
+	if st := again(3); st != seqNew {
+		t.Fatalf("republished 3 after fail = %v, want new (publish again)", st)
 	}
 	tr.done(sub, 1)
 	tr.done(sub, 3)
@@ -36,7 +38,7 @@ func TestSeqTracker(t *testing.T) {
 		t.Fatalf("floor %d with %d tracked, want 3 and 0", s.floor, len(s.state))
 	}
 	// A gap lets the floor pass the lost numbers.
-	tr.begin(sub, 6)
+	fresh(6)
 	tr.done(sub, 6)
 	tr.skip(sub, 4, 5)
 	if s.floor != 6 || len(s.state) != 0 {
@@ -44,24 +46,35 @@ func TestSeqTracker(t *testing.T) {
 	}
 	// A hole that never fills does not grow the set without bound.
 	for seq := uint32(8); seq < 8+maxTracked+10; seq++ {
-		tr.begin(sub, seq)
+		fresh(seq)
 		tr.done(sub, seq)
 	}
 	if len(s.state) > maxTracked {
 		t.Fatalf("%d numbers tracked, want at most %d", len(s.state), maxTracked)
 	}
-	if st := tr.begin(sub, 9); st != seqDone {
-		t.Fatalf("begin(9) after the jump = %v, want done", st)
+	if st := again(9); st != seqDone {
+		t.Fatalf("republished 9 after the jump = %v, want done", st)
+	}
+	// A fresh message with an old number: the subscription restarted
+	// under its id (a restarted server), and is tracked afresh.
+	if st := fresh(1); st != seqRestart {
+		t.Fatalf("fresh 1 = %v, want restart", st)
+	}
+	if st := fresh(2); st != seqNew {
+		t.Fatalf("fresh 2 after the restart = %v, want new", st)
+	}
+	if st := again(1); st != seqInFlight {
+		t.Fatalf("republished 1 after the restart = %v, want in flight", st)
 	}
 	// Sequence numbers wrap around.
-	tr.begin(99, math.MaxUint32)
+	tr.begin(99, math.MaxUint32, false)
 	tr.done(99, math.MaxUint32)
-	if st := tr.begin(99, 0); st != seqNew {
+	if st := tr.begin(99, 1, false); st != seqNew {
 		t.Fatalf("after wrap-around: %v, want new", st)
 	}
-	tr.reset()
-	if st := tr.begin(sub, 2); st != seqNew {
-		t.Fatalf("after reset: %v, want new", st)
+	tr.forget(sub)
+	if st := again(2); st != seqNew {
+		t.Fatalf("after forget: %v, want new", st)
 	}
 }
 
