@@ -25,8 +25,7 @@ func TestCommands(t *testing.T) {
 func testCommands(t *testing.T, kind busKind) {
 	e := newEnv(t, envConfig{bus: kind})
 	p := newPlant(t, testServerURI)
-	e.dial(p)
-	e.Await(testServerURI, bridge.Online)
+	e.online(p)
 
 	set := func(name string) string { return e.route(prefix, "s1", name, "set") }
 	call := e.route(prefix, "s1", "add", "call")
@@ -111,8 +110,7 @@ func TestCommandOffline(t *testing.T) {
 	}
 
 	p := newPlant(t, testServerURI)
-	relay := e.dial(p)
-	e.Await(testServerURI, bridge.Online)
+	relay := e.online(p)
 	if r := e.command(prefix+".s1.speed.set", `{"id":"on","value":2}`); !r.OK {
 		t.Fatalf("online write: %s", r.Raw)
 	}
@@ -135,8 +133,7 @@ func TestCommandRateLimit(t *testing.T) {
 		c.Servers = []bridge.ServerConfig{{URI: testServerURI, CommandRate: 0.001, CommandBurst: burst}}
 	}})
 	p := newPlant(t, testServerURI)
-	e.dial(p)
-	e.Await(testServerURI, bridge.Online)
+	e.online(p)
 
 	var ok, limited int
 	for i := range 3 * burst {
@@ -166,8 +163,7 @@ func TestCommandQueueFull(t *testing.T) {
 		c.Servers = []bridge.ServerConfig{{URI: testServerURI, CommandRate: 1e6, CommandBurst: 1000}}
 	}})
 	p := newPlant(t, testServerURI)
-	relay := e.dial(p)
-	e.Await(testServerURI, bridge.Online)
+	relay := e.online(p)
 
 	// Freeze the server: the first write hangs in the worker, the second
 	// fills the queue, the rest are refused at once.

@@ -3,6 +3,9 @@ package rcsource_test
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"log"
+	"slices"
 	"testing"
 	"time"
 
@@ -16,7 +19,12 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	// gopcua's server (behind rctest) logs through the standard logger, and
+	// keeps a goroutine per subscription until the subscription's lifetime
+	// ends, even after CloseSession and Close: that goroutine is the test
+	// server's, not ours.
+	log.SetOutput(io.Discard)
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/gopcua/opcua/server.(*Subscription).run"))
 }
 
 // The test server's nodes (rctest namespace, index 1).
@@ -118,6 +126,7 @@ type env struct {
 	mochi  *e2e.Mochi
 	client e2e.Client    // a user of the bus
 	status *e2e.Recorder // the status routes
+	data   *e2e.Recorder // the data routes of server s1
 }
 
 type envConfig struct {
@@ -144,11 +153,13 @@ func newEnv(t *testing.T, ec envConfig) *env {
 		bus = e2e.OpenMQTTBus(t, e.mochi.URL())
 		e.client = e2e.DialMQTT(t, e.mochi.URL())
 		e.status = e.client.Watch(t, prefix+"/status/#")
+		e.data = e.client.Watch(t, prefix+"/s1/#")
 	} else {
 		e.nats = e2e.StartNATS(t, ec.bus == busJetStream)
 		bus = e2e.OpenNATSBus(t, e.nats.URL(), ec.bus == busJetStream, prefix)
 		e.client = e2e.DialNATS(t, e.nats.URL())
 		e.status = e.client.Watch(t, prefix+".status.>")
+		e.data = e.client.Watch(t, prefix+".s1.>")
 	}
 	servers := make([]mapping.Server, len(ec.servers))
 	for i, u := range ec.servers {
@@ -170,6 +181,29 @@ func (e *env) dial(p *plant) *rctest.Conn {
 	}
 	e.t.Cleanup(c.Close)
 	return c
+}
+
+// publishedRows are the rows of testRows whose nodes exist and publish.
+var publishedRows = []string{"speed", "level", "mode", "locked", "temp"}
+
+// online makes p dial in, waits until its session is online and every
+// published row's first value is on the bus, and returns the relay.
+// (Waiting for the first values also orders the test's writes after the
+// server's first reads of the monitored nodes: gopcua's server does not
+// synchronize the two.)
+func (e *env) online(p *plant) *rctest.Conn {
+	e.t.Helper()
+	relay := e.dial(p)
+	e.Await(p.Hello().ServerURI, bridge.Online)
+	e.data.Await(e.t, 10*time.Second, "first values", func(msgs []e2e.Msg) bool {
+		for _, name := range publishedRows {
+			if !slices.ContainsFunc(msgs, func(m e2e.Msg) bool { return m.Route == e.route(prefix, "s1", name) }) {
+				return false
+			}
+		}
+		return true
+	})
+	return relay
 }
 
 // command sends a command and returns the reply.

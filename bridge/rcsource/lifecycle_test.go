@@ -48,12 +48,10 @@ func testPresence(t *testing.T, kind busKind) {
 	e.status.Await(t, 10*time.Second, "initial offline", func(m []e2e.Msg) bool { return len(presences(t, m, subject)) >= 1 })
 
 	p := newPlant(t, testServerURI)
-	relay := e.dial(p)
-	e.Await(testServerURI, bridge.Online)
+	relay := e.online(p)
 	relay.Close()
 	e.Await(testServerURI, bridge.Resuming)
-	e.dial(p)
-	e.Await(testServerURI, bridge.Online)
+	e.online(p)
 	// Silence: the session is given up after ResumeTimeout.
 	p.Close()
 	e.Await(testServerURI, bridge.Offline)
@@ -76,8 +74,7 @@ func testPresence(t *testing.T, kind busKind) {
 	// A new dial after offline gets a new session; stopping the bridge
 	// says offline last.
 	p2 := newPlant(t, testServerURI)
-	e.dial(p2)
-	e.Await(testServerURI, bridge.Online)
+	e.online(p2)
 	e.Stop()
 	msgs = e.status.Await(t, 10*time.Second, "final offline", func(m []e2e.Msg) bool { return len(presences(t, m, subject)) >= len(want)+2 })
 	if got := states(presences(t, msgs, subject))[len(want):]; !slices.Equal(got, []bridge.PresenceState{bridge.Online, bridge.Offline}) {
@@ -95,8 +92,7 @@ func TestSecondConnection(t *testing.T) {
 	var n counters
 	e := newEnv(t, envConfig{tune: n.hook})
 	p := newPlant(t, testServerURI)
-	first := e.dial(p)
-	e.Await(testServerURI, bridge.Online)
+	first := e.online(p)
 
 	e.dial(p) // the spare, held by the broker
 	time.Sleep(300 * time.Millisecond)

@@ -9,6 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
+	"sync"
 
 	"github.com/gopcua/opcua/ua"
 
@@ -31,13 +34,13 @@ type Config struct {
 	// Sessions is where reverse connections come from: the rc.Broker
 	// running on the daemon's listener. Required.
 	Sessions Sessions
-	// Factories build the client session of each server, by ServerUri
+	// Clients configure the client session of each server, by ServerUri
 	// (servers differ in security and identity). A server without an
-	// entry uses Factory.
-	Factories map[string]*rc.Factory
-	// Factory is the factory of servers without an entry in Factories;
-	// nil means such servers cannot connect.
-	Factory *rc.Factory
+	// entry uses Default; with no Default it cannot connect. The Source
+	// makes one rc.Factory per server and sets its OnPublishEvent (a
+	// callback given here is called too).
+	Clients map[string]rc.ClientConfig
+	Default *rc.ClientConfig
 	// Logger receives the adapter's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -47,43 +50,82 @@ type Config struct {
 type Source struct {
 	cfg Config
 	log *slog.Logger
+
+	mu        sync.Mutex
+	factories map[string]*rc.Factory
+	current   map[string]*client // the live client of each server, for its events
 }
 
 var _ bridge.Source = (*Source)(nil)
 
-// New returns a Source.
+// New checks every client configuration and returns a Source.
 func New(cfg Config) (*Source, error) {
 	var errs []error
 	if cfg.Sessions == nil {
 		errs = append(errs, fmt.Errorf("%w: Sessions is required", ErrInvalidConfig))
 	}
-	for uri, f := range cfg.Factories {
-		if f == nil {
-			errs = append(errs, fmt.Errorf("%w: Factories[%q] is nil", ErrInvalidConfig, uri))
-		}
-	}
-	if cfg.Factory == nil && len(cfg.Factories) == 0 {
-		errs = append(errs, fmt.Errorf("%w: no Factory and no Factories", ErrInvalidConfig))
-	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
+	if cfg.Default == nil && len(cfg.Clients) == 0 {
+		errs = append(errs, fmt.Errorf("%w: no Default and no Clients", ErrInvalidConfig))
 	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Source{cfg: cfg, log: log}, nil
+	s := &Source{cfg: cfg, log: log, factories: make(map[string]*rc.Factory), current: make(map[string]*client)}
+	for _, uri := range slices.Sorted(maps.Keys(cfg.Clients)) {
+		f, err := s.newFactory(uri, cfg.Clients[uri])
+		if err != nil {
+			errs = append(errs, fmt.Errorf("rcsource: client config of %q: %w", uri, err))
+			continue
+		}
+		s.factories[uri] = f
+	}
+	if cfg.Default != nil {
+		if err := cfg.Default.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("rcsource: default client config: %w", err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
-// factory returns the factory of serverURI.
+// newFactory makes the factory of one server, with the publish engine's
+// events routed to the server's live client.
+func (s *Source) newFactory(uri string, cc rc.ClientConfig) (*rc.Factory, error) {
+	user := cc.OnPublishEvent
+	cc.OnPublishEvent = func(ev rc.PublishEvent) {
+		s.mu.Lock()
+		c := s.current[uri]
+		s.mu.Unlock()
+		if c != nil {
+			c.event(ev)
+		}
+		if user != nil {
+			user(ev)
+		}
+	}
+	return rc.NewFactory(cc)
+}
+
+// factory returns the factory of serverURI, making it from Default on
+// first use.
 func (s *Source) factory(serverURI string) (*rc.Factory, error) {
-	if f, ok := s.cfg.Factories[serverURI]; ok {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if f, ok := s.factories[serverURI]; ok {
 		return f, nil
 	}
-	if s.cfg.Factory != nil {
-		return s.cfg.Factory, nil
+	if s.cfg.Default == nil {
+		return nil, fmt.Errorf("rcsource: no client config for server %q: %w", serverURI, ErrInvalidConfig)
 	}
-	return nil, fmt.Errorf("rcsource: no factory for server %q: %w", serverURI, ErrInvalidConfig)
+	f, err := s.newFactory(serverURI, *s.cfg.Default)
+	if err != nil {
+		return nil, err
+	}
+	s.factories[serverURI] = f
+	return f, nil
 }
 
 // Connect implements bridge.Source: it takes the server's next reverse
@@ -109,20 +151,37 @@ func (s *Source) Connect(ctx context.Context, serverURI string) (bridge.Client, 
 		if err != nil {
 			return nil, fmt.Errorf("rcsource: session with %q: %w", serverURI, err)
 		}
-		return newClient(s, c), nil
+		return s.newClient(serverURI, c), nil
 	}
 }
 
 // client implements bridge.Client on an *rc.Client.
 type client struct {
 	src *Source
+	uri string
 	c   *rc.Client
+
+	out     chan bridge.Notification
+	events  chan rc.PublishEvent
+	stop    chan struct{}
+	fwdOnce sync.Once
+	wg      sync.WaitGroup
+
+	mu      sync.Mutex
+	handles []uint32 // by rc's client handle: the bridge's handle + 1; 0 unknown
+	closed  bool
 }
 
 var _ bridge.Client = (*client)(nil)
 
-func newClient(src *Source, c *rc.Client) *client {
-	return &client{src: src, c: c}
+// newClient wraps c and makes it the live client of serverURI.
+func (s *Source) newClient(serverURI string, c *rc.Client) *client {
+	cl := &client{src: s, uri: serverURI, c: c, out: make(chan bridge.Notification),
+		events: make(chan rc.PublishEvent, maxEvents), stop: make(chan struct{})}
+	s.mu.Lock()
+	s.current[serverURI] = cl
+	s.mu.Unlock()
+	return cl
 }
 
 // NamespaceArray implements mapping.Resolver: it reads the array again, as
@@ -205,5 +264,23 @@ func (c *client) Resume(ctx context.Context) (bridge.ResumeOutcome, error) {
 	return bridge.SessionResumed, nil
 }
 
-// Close implements bridge.Client.
-func (c *client) Close(ctx context.Context) error { return c.c.Close(ctx) }
+// Close implements bridge.Client: it stops the forwarder and closes the
+// rc client.
+func (c *client) Close(ctx context.Context) error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	c.mu.Unlock()
+	c.src.mu.Lock()
+	if c.src.current[c.uri] == c {
+		delete(c.src.current, c.uri)
+	}
+	c.src.mu.Unlock()
+	close(c.stop)
+	err := c.c.Close(ctx)
+	c.wg.Wait()
+	return err
+}

@@ -65,7 +65,7 @@ type BridgeConfig struct {
 	Rows   []mapping.Row
 	// Bus carries data, presence and commands.
 	Bus bridge.Bus
-	// Client configures the rc.Factory (None and anonymous when zero).
+	// Client configures the sessions (None and anonymous when zero).
 	Client rc.ClientConfig
 	// Tune adjusts the bridge.Config before New.
 	Tune func(*bridge.Config)
@@ -102,18 +102,14 @@ func StartBridge(t testing.TB, cfg BridgeConfig) *Bridge {
 	if err != nil {
 		t.Fatal(err)
 	}
-	broker, err := rc.NewBroker(b.Listener, rc.BrokerConfig{HoldTime: 2 * time.Second, Logger: log})
+	broker, err := rc.NewBroker(b.Listener, rc.BrokerConfig{HoldTime: 10 * time.Second, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg.Client.Logger == nil {
 		cfg.Client.Logger = log
 	}
-	factory, err := rc.NewFactory(cfg.Client)
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, err := rcsource.New(rcsource.Config{Sessions: broker, Factory: factory, Logger: log})
+	src, err := rcsource.New(rcsource.Config{Sessions: broker, Default: &cfg.Client, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
