@@ -21,13 +21,22 @@ func Logger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
-// OpenNATSBus opens natsbus on url (JetStream into a stream "RCB" capturing
-// "<prefix>.>" when js is set); it closes at test cleanup.
+// StreamSubjects are the subjects of the test stream: the default data
+// routes (<prefix>.<server>.<name>), the status routes and the events
+// routes, but not the command routes (<data route>.set, ….call). A stream
+// that captured those would answer every command request with its PubAck
+// before the bridge could reply.
+func StreamSubjects(prefix string) []string {
+	return []string{prefix + ".*.*", prefix + ".status.*.events"}
+}
+
+// OpenNATSBus opens natsbus on url (JetStream into a stream "RCB" with
+// StreamSubjects when js is set); it closes at test cleanup.
 func OpenNATSBus(t testing.TB, url string, js bool, prefix string) bridge.Bus {
 	t.Helper()
 	opts := natsbus.Options{URLs: []string{url}, Logger: Logger(t), ReconnectWait: 20 * time.Millisecond}
 	if js {
-		opts.JetStream = &natsbus.JetStreamOptions{Stream: "RCB", Subjects: []string{prefix + ".>"}}
+		opts.JetStream = &natsbus.JetStreamOptions{Stream: "RCB", Subjects: StreamSubjects(prefix)}
 	}
 	bus, err := natsbus.New(WithTimeout(t, 10*time.Second), opts)
 	if err != nil {
