@@ -3,9 +3,6 @@ package bridge_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"log/slog"
-	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -14,11 +11,10 @@ import (
 	"time"
 
 	"github.com/gopcua/opcua/ua"
-	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 
 	"github.com/rcbridge/rcbridge/bridge"
 	"github.com/rcbridge/rcbridge/bridge/natsbus"
+	"github.com/rcbridge/rcbridge/internal/e2e"
 	"github.com/rcbridge/rcbridge/mapping"
 )
 
@@ -158,84 +154,11 @@ func (s scriptSource) Connect(ctx context.Context, _ string) (bridge.Client, err
 	}
 }
 
-// natsBroker is an embedded nats-server that can be restarted.
-type natsBroker struct {
-	t    testing.TB
-	opts server.Options
-	srv  *server.Server
-}
-
-func startBroker(t testing.TB) *natsBroker {
-	b := &natsBroker{t: t, opts: server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true}}
-	b.start()
-	t.Cleanup(b.stop)
-	return b
-}
-
-func (b *natsBroker) start() {
-	b.t.Helper()
-	for try := 0; ; try++ {
-		srv, err := server.NewServer(&b.opts)
-		if err != nil {
-			b.t.Fatal(err)
-		}
-		go srv.Start()
-		if srv.ReadyForConnections(10 * time.Second) {
-			b.srv = srv
-			b.opts.Port = srv.Addr().(*net.TCPAddr).Port
-			return
-		}
-		srv.Shutdown()
-		srv.WaitForShutdown()
-		if try == 20 {
-			b.t.Fatal("nats-server did not start")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func (b *natsBroker) stop() {
-	if b.srv != nil {
-		b.srv.Shutdown()
-		b.srv.WaitForShutdown()
-		b.srv = nil
-	}
-}
-
-func (b *natsBroker) url() string { return fmt.Sprintf("nats://127.0.0.1:%d", b.opts.Port) }
-
-// received collects the messages of a NATS subscription.
-type received struct {
-	mu   sync.Mutex
-	msgs []*nats.Msg
-}
-
-func (r *received) add(m *nats.Msg) { r.mu.Lock(); r.msgs = append(r.msgs, m); r.mu.Unlock() }
-
-func (r *received) onSubject(subject string) []*nats.Msg {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []*nats.Msg
-	for _, m := range r.msgs {
-		if m.Subject == subject {
-			out = append(out, m)
-		}
-	}
-	return out
-}
-
-func (r *received) await(t testing.TB, subject string, n int) []*nats.Msg {
+// await waits until n messages arrived on route.
+func await(t testing.TB, r *e2e.Recorder, route string, n int) []e2e.Msg {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if got := r.onSubject(subject); len(got) >= n || time.Now().After(deadline) {
-			if len(got) < n {
-				t.Fatalf("%d messages on %s, want %d", len(got), subject, n)
-			}
-			return got
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	r.Await(t, 10*time.Second, route, func([]e2e.Msg) bool { return len(r.On(route)) >= n })
+	return r.On(route)
 }
 
 func dv(v any) *ua.DataValue {
@@ -248,24 +171,13 @@ func dv(v any) *ua.DataValue {
 // published twice; unknown handles are dropped and counted; a gap becomes
 // an event.
 func TestPipeline(t *testing.T) {
-	broker := startBroker(t)
-	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	bus, err := natsbus.New(context.Background(), natsbus.Options{URLs: []string{broker.url()}, ReconnectWait: 20 * time.Millisecond, Logger: log})
+	broker := e2e.StartNATS(t, false)
+	log := e2e.Logger(t)
+	bus, err := natsbus.New(context.Background(), natsbus.Options{URLs: []string{broker.URL()}, ReconnectWait: 20 * time.Millisecond, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, err := nats.Connect(broker.url(), nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	var got received
-	if _, err := nc.Subscribe("p.>", got.add); err != nil {
-		t.Fatal(err)
-	}
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	got := e2e.DialNATS(t, broker.URL()).Watch(t, "p.>")
 
 	ref := func(s string) mapping.NodeRef {
 		r, err := mapping.ParseNodeRef("nsu=" + testNS + ";s=" + s)
@@ -328,23 +240,17 @@ func TestPipeline(t *testing.T) {
 	}
 	send(bridge.Notification{Subscription: 1, Sequence: 1, Changes: []bridge.DataChange{{Handle: 0, Value: dv(1.5)}, {Handle: 1, Value: dv(int32(7))}}})
 	client.awaitAck(t, 1, 1, 1)
-	a := got.await(t, "p.s1.a", 1)
-	var doc struct {
-		Server string  `json:"server"`
-		Name   string  `json:"name"`
-		Value  float64 `json:"value"`
-		Type   string  `json:"type"`
+	a := await(t, got, "p.s1.a", 1)
+	if doc := e2e.DecodeData(t, a[0].Payload); doc.Server != "urn:s1" || doc.Name != "a" || string(doc.Value) != "1.5" || doc.Type != "Double" {
+		t.Fatalf("p.s1.a payload %s", a[0].Payload)
 	}
-	if err := json.Unmarshal(a[0].Data, &doc); err != nil || doc.Server != "urn:s1" || doc.Name != "a" || doc.Value != 1.5 || doc.Type != "Double" {
-		t.Fatalf("p.s1.a payload %s (%v)", a[0].Data, err)
-	}
-	if b := got.await(t, "p.s1.b", 1); string(b[0].Data) != "7" {
-		t.Fatalf("p.s1.b payload %s, want 7", b[0].Data)
+	if b := await(t, got, "p.s1.b", 1); string(b[0].Payload) != "7" {
+		t.Fatalf("p.s1.b payload %s, want 7", b[0].Payload)
 	}
 
 	send(bridge.Notification{Subscription: 1, Sequence: 2, Changes: []bridge.DataChange{{Handle: 0, Value: dv(2.5)}}})
 	client.awaitAck(t, 1, 2, 1)
-	got.await(t, "p.s1.a", 2)
+	await(t, got, "p.s1.a", 2)
 	// Republish of a confirmed message: acknowledged again, not published.
 	send(bridge.Notification{Subscription: 1, Sequence: 2, Republished: true, Changes: []bridge.DataChange{{Handle: 0, Value: dv(2.5)}}})
 	client.awaitAck(t, 1, 2, 2)
@@ -353,22 +259,22 @@ func TestPipeline(t *testing.T) {
 	client.awaitAck(t, 1, 3, 1)
 	// A gap is announced.
 	send(bridge.Notification{Subscription: 1, Lost: bridge.Gap{From: 4, To: 5, Reason: "not available for republish"}})
-	ev := got.await(t, "p.status.s1.events", 1)
+	ev := await(t, got, "p.status.s1.events", 1)
 	var e bridge.Event
-	if err := json.Unmarshal(ev[0].Data, &e); err != nil || e.Event != "gap" || e.Server != "urn:s1" || e.Subscription != 1 || e.From != 4 || e.To != 5 {
-		t.Fatalf("gap event %s (%v)", ev[0].Data, err)
+	if err := json.Unmarshal(ev[0].Payload, &e); err != nil || e.Event != "gap" || e.Server != "urn:s1" || e.Subscription != 1 || e.From != 4 || e.To != 5 {
+		t.Fatalf("gap event %s (%v)", ev[0].Payload, err)
 	}
 	send(bridge.Notification{Subscription: 1, Sequence: 6, Changes: []bridge.DataChange{{Handle: 0, Value: dv(6.5)}}})
 	client.awaitAck(t, 1, 6, 1)
-	if n := len(got.await(t, "p.s1.a", 3)); n != 3 {
+	if n := len(await(t, got, "p.s1.a", 3)); n != 3 {
 		t.Fatalf("%d messages on p.s1.a, want 3 (no copy of the republished one)", n)
 	}
 	// A subscription the server recreated under the same id starts again
 	// at 1: a fresh message, published.
 	send(bridge.Notification{Subscription: 1, Sequence: 1, Changes: []bridge.DataChange{{Handle: 0, Value: dv(8.5)}}})
 	client.awaitAck(t, 1, 1, 2)
-	if a := got.await(t, "p.s1.a", 4); !strings.Contains(string(a[3].Data), "8.5") {
-		t.Fatalf("fourth message %s, want the value 8.5 of the restarted subscription", a[3].Data)
+	if a := await(t, got, "p.s1.a", 4); !strings.Contains(string(a[3].Payload), "8.5") {
+		t.Fatalf("fourth message %s, want the value 8.5 of the restarted subscription", a[3].Payload)
 	}
 	if dropped.Load() != 1 || duplicates.Load() != 1 || gaps.Load() != 1 {
 		t.Errorf("dropped %d, duplicates %d, gaps %d; want 1 each", dropped.Load(), duplicates.Load(), gaps.Load())
@@ -377,12 +283,12 @@ func TestPipeline(t *testing.T) {
 	// Broker down: the message is held, not acknowledged, until the bus
 	// confirmed it after the restart. (Core NATS delivers it only to
 	// subscribers already back, so only the acknowledgement is checked.)
-	broker.stop()
+	broker.Stop()
 	send(bridge.Notification{Subscription: 1, Sequence: 7, Changes: []bridge.DataChange{{Handle: 0, Value: dv(7.5)}}})
 	time.Sleep(300 * time.Millisecond)
 	if n := client.acksOf(1, 7); n != 0 {
 		t.Fatalf("message acknowledged %d times while the broker was down", n)
 	}
-	broker.start()
+	broker.Start()
 	client.awaitAck(t, 1, 7, 1)
 }

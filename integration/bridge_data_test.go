@@ -4,7 +4,6 @@ package integration
 
 import (
 	"context"
-	"encoding/json"
 	"math/rand/v2"
 	"strconv"
 	"sync"
@@ -20,18 +19,6 @@ import (
 	"github.com/rcbridge/rcbridge/internal/e2e"
 	"github.com/rcbridge/rcbridge/mapping"
 )
-
-// dataMessage is the JSON data message as consumers decode it.
-type dataMessage struct {
-	Server string          `json:"server"`
-	Node   string          `json:"node"`
-	Name   string          `json:"name"`
-	Type   string          `json:"type"`
-	Value  json.RawMessage `json:"value"`
-	Status struct {
-		Code uint32 `json:"code"`
-	} `json:"status"`
-}
 
 // TestBridgeNodeUAData: every variable of node-opcua's Types folder, each
 // of another built-in type, arrives on its route with its type and value.
@@ -64,10 +51,7 @@ func TestBridgeNodeUAData(t *testing.T) {
 					t.Errorf("%s: nothing on %s", v.Name, route)
 					continue
 				}
-				var d dataMessage
-				if err := json.Unmarshal(msgs[0].Payload, &d); err != nil {
-					t.Fatalf("%s: %s: %v", v.Name, msgs[0].Payload, err)
-				}
+				d := e2e.DecodeData(t, msgs[0].Payload)
 				wantValue := string(mapping.AppendValue(nil, v.Value))
 				if d.Server != nodeua.DefaultApplicationURI || d.Name != v.BrowseName || d.Type != mapping.TypeName(v.DataType) ||
 					string(d.Value) != wantValue || d.Status.Code != 0 {
@@ -99,9 +83,9 @@ func counterValues(t testing.TB, payloads [][]byte) []uint64 {
 	t.Helper()
 	out := make([]uint64, 0, len(payloads))
 	for _, p := range payloads {
-		var d dataMessage
-		if err := json.Unmarshal(p, &d); err != nil || d.Type != "UInt32" {
-			t.Fatalf("counter message %s (%v)", p, err)
+		d := e2e.DecodeData(t, p)
+		if d.Type != "UInt32" {
+			t.Fatalf("counter message %s", p)
 		}
 		v, err := strconv.ParseUint(string(d.Value), 10, 32)
 		if err != nil {

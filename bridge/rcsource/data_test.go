@@ -1,25 +1,12 @@
 package rcsource_test
 
 import (
-	"encoding/json"
 	"testing"
 	"time"
 
 	"github.com/rcbridge/rcbridge/bridge"
 	"github.com/rcbridge/rcbridge/internal/e2e"
 )
-
-// dataDoc is the JSON data message.
-type dataDoc struct {
-	Server string          `json:"server"`
-	Node   string          `json:"node"`
-	Name   string          `json:"name"`
-	Type   string          `json:"type"`
-	Value  json.RawMessage `json:"value"`
-	Status struct {
-		Code uint32 `json:"code"`
-	} `json:"status"`
-}
 
 // TestData: every published row's value reaches its route with its type;
 // a change made by a write arrives too.
@@ -35,10 +22,7 @@ func TestData(t *testing.T) {
 			}
 			for name, w := range want {
 				msgs := e.data.On(e.route(prefix, "s1", name))
-				var d dataDoc
-				if err := json.Unmarshal(msgs[0].Payload, &d); err != nil {
-					t.Fatalf("%s: %s: %v", name, msgs[0].Payload, err)
-				}
+				d := e2e.DecodeData(t, msgs[0].Payload)
 				if d.Server != testServerURI || d.Name != name || d.Type != w.typ || string(d.Value) != w.value || d.Status.Code != 0 {
 					t.Errorf("%s: %s; want type %s value %s", name, msgs[0].Payload, w.typ, w.value)
 				}
@@ -48,8 +32,7 @@ func TestData(t *testing.T) {
 			}
 			e.data.Await(t, 10*time.Second, "the written value", func(msgs []e2e.Msg) bool {
 				for _, m := range msgs {
-					var d dataDoc
-					if m.Route == e.route(prefix, "s1", "speed") && json.Unmarshal(m.Payload, &d) == nil && string(d.Value) == "99.25" {
+					if m.Route == e.route(prefix, "s1", "speed") && string(e2e.DecodeData(t, m.Payload).Value) == "99.25" {
 						return true
 					}
 				}

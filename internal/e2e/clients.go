@@ -291,3 +291,25 @@ func WithTimeout(t testing.TB, d time.Duration) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+// Data is a JSON data message as consumers decode it.
+type Data struct {
+	Server string          `json:"server"`
+	Node   string          `json:"node"`
+	Name   string          `json:"name"`
+	Type   string          `json:"type"`
+	Value  json.RawMessage `json:"value"`
+	Status struct {
+		Code uint32 `json:"code"`
+	} `json:"status"`
+}
+
+// DecodeData decodes a data message.
+func DecodeData(t testing.TB, b []byte) Data {
+	t.Helper()
+	var d Data
+	if err := json.Unmarshal(b, &d); err != nil {
+		t.Fatalf("data message %s: %v", b, err)
+	}
+	return d
+}
