@@ -104,10 +104,14 @@ func (p *pipeline) deliver(ctx context.Context, n Notification) {
 	m.Published.Add(uint64(len(batch)))
 }
 
+// payloadEstimate is the buffer reserved per data change: a JSON document
+// of a scalar with both timestamps is about 250 bytes.
+const payloadEstimate = 256
+
 // encode renders the data changes of n as bus messages. All payloads share
 // one buffer, owned by the bus until the batch is confirmed.
 func (p *pipeline) encode(n Notification) []Message {
-	var buf []byte
+	buf := make([]byte, 0, len(n.Changes)*payloadEstimate)
 	ends := make([]int, 0, len(n.Changes))
 	items := make([]*mapping.Item, 0, len(n.Changes))
 	for _, ch := range n.Changes {
