@@ -153,6 +153,7 @@ type subState struct {
 	next    uint32 // next sequence number to deliver
 	pending map[uint32]*Notification
 	last    map[uint32]*ua.DataValue // last value delivered, by client handle
+	filling bool                     // a worker is filling a gap
 }
 
 func newSubState(s *Subscription) *subState {
@@ -329,12 +330,12 @@ func (p *publisher) waitAfterError(err error) bool {
 	}
 }
 
-// gap asks for Republish of sequence numbers first..last of sub once the
-// requests sent before after have been handled.
+// gap asks for Republish of the missing sequence numbers of sub up to last
+// once the requests sent before after have been handled.
 type gap struct {
-	sub         uint32
-	first, last uint32
-	after       uint64
+	sub   uint32
+	last  uint32
+	after uint64
 }
 
 // finish handles the outcome of Publish request id.
@@ -364,16 +365,17 @@ func (p *publisher) finish(id uint64, acks []*ua.SubscriptionAcknowledgement, re
 		return nil
 	}
 	if len(msg.NotificationData) == 0 {
-		// A keep-alive carries the next sequence number to be used.
-		if msg.SequenceNumber > state.next && len(state.pending) == 0 {
-			return &gap{sub: res.SubscriptionID, first: state.next, last: msg.SequenceNumber - 1, after: id}
+		// A keep-alive carries the next sequence number to be used: the
+		// ones before it that did not arrive are missing.
+		if msg.SequenceNumber > state.next {
+			return &gap{sub: res.SubscriptionID, last: msg.SequenceNumber - 1, after: id}
 		}
 		return nil
 	}
 	p.accept(state, p.notification(res.SubscriptionID, msg, false))
 	if len(state.pending) > 0 {
 		lowest := slices.Min(mapKeys(state.pending))
-		return &gap{sub: res.SubscriptionID, first: state.next, last: lowest - 1, after: id}
+		return &gap{sub: res.SubscriptionID, last: lowest - 1, after: id}
 	}
 	return nil
 }
@@ -445,9 +447,16 @@ func (p *publisher) skip(st *subState, upto uint32) PublishEvent {
 }
 
 // fillGap waits for older responses, then republishes what is still
-// missing; what the server no longer has is reported as a gap.
+// missing; what the server no longer has is reported as a gap. One worker
+// at a time fills a subscription's gaps, until none is left.
 func (p *publisher) fillGap(g gap) {
 	p.mu.Lock()
+	st := p.subs[g.sub]
+	if st == nil || st.filling {
+		p.mu.Unlock()
+		return
+	}
+	st.filling = true
 	timer := time.AfterFunc(gapWait, p.cond.Broadcast)
 	deadline := time.Now().Add(gapWait)
 	for !p.stopped && p.olderInflight(g.after) && time.Now().Before(deadline) {
@@ -455,32 +464,40 @@ func (p *publisher) fillGap(g gap) {
 	}
 	timer.Stop()
 	p.mu.Unlock()
+
 	var events []PublishEvent
-	for seq := g.first; seq <= g.last; seq++ {
+	defer func() { p.emit(events...) }()
+	for {
 		p.mu.Lock()
-		st := p.subs[g.sub]
-		done := st == nil || p.stopped || st.next > seq || st.pending[seq] != nil
-		p.mu.Unlock()
-		if done {
-			continue
+		seq, upto := st.next, g.last
+		if len(st.pending) > 0 {
+			upto = max(upto, slices.Min(mapKeys(st.pending))-1)
 		}
+		if p.stopped || p.subs[g.sub] != st || seq > upto {
+			// Decided under the lock that the worker handling the next
+			// message sees: it fills what this one leaves.
+			st.filling = false
+			p.mu.Unlock()
+			return
+		}
+		p.mu.Unlock()
 		n, err := p.republish(g.sub, seq)
 		p.mu.Lock()
-		if st = p.subs[g.sub]; st != nil {
-			switch {
-			case err == nil:
-				p.accept(st, n)
-			case errors.Is(err, ua.StatusBadMessageNotAvailable) && st.next == seq:
-				events = append(events, p.skip(st, seq+1))
-			}
+		switch {
+		case err == nil:
+			p.accept(st, n)
+		case errors.Is(err, ua.StatusBadMessageNotAvailable) && st.next == seq:
+			events = append(events, p.skip(st, seq+1))
 		}
 		p.mu.Unlock()
 		p.cond.Broadcast()
 		if err != nil && !errors.Is(err, ua.StatusBadMessageNotAvailable) {
-			break
+			p.mu.Lock()
+			st.filling = false
+			p.mu.Unlock()
+			return
 		}
 	}
-	p.emit(events...)
 }
 
 func (p *publisher) olderInflight(id uint64) bool {
@@ -506,8 +523,20 @@ func (p *publisher) republish(sub, seq uint32) (*Notification, error) {
 }
 
 // emit reports events to ClientConfig.OnPublishEvent, outside p.mu.
+// Adjacent gaps of a subscription are reported as one.
 func (p *publisher) emit(events ...PublishEvent) {
+	var merged []PublishEvent
 	for _, ev := range events {
+		if n := len(merged); n > 0 && ev.Kind == PublishGap {
+			last := &merged[n-1]
+			if last.Kind == PublishGap && last.SubscriptionID == ev.SubscriptionID && last.LastLost != 0 && last.LastLost+1 == ev.FirstLost {
+				last.LastLost = ev.LastLost
+				continue
+			}
+		}
+		merged = append(merged, ev)
+	}
+	for _, ev := range merged {
 		p.c.log.Info("publish engine", "event", ev.Kind.String(), "subscription", ev.SubscriptionID,
 			"first_lost", ev.FirstLost, "last_lost", ev.LastLost, "err", ev.Err)
 		if p.c.cfg.OnPublishEvent != nil {
