@@ -2,6 +2,7 @@ package bridge_test
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -26,10 +27,10 @@ type benchClient struct {
 	acked atomic.Int64
 }
 
-// benchTable maps benchItems variables of one server.
-func benchTable(b *testing.B, syntax mapping.Syntax) *mapping.Table {
+// benchTable maps n variables of one server.
+func benchTable(b *testing.B, syntax mapping.Syntax, n int) *mapping.Table {
 	b.Helper()
-	rows := make([]mapping.Row, benchItems)
+	rows := make([]mapping.Row, n)
 	for i := range rows {
 		ref, err := mapping.ParseNodeRef("nsu=" + testNS + ";s=Tag" + strconv.Itoa(i))
 		if err != nil {
@@ -45,10 +46,10 @@ func benchTable(b *testing.B, syntax mapping.Syntax) *mapping.Table {
 }
 
 // benchChanges returns one NotificationMessage's changes: a Double with a
-// source and a server timestamp for each item.
-func benchChanges() []bridge.DataChange {
+// source and a server timestamp for each of n items.
+func benchChanges(n int) []bridge.DataChange {
 	now := time.Now()
-	out := make([]bridge.DataChange, benchItems)
+	out := make([]bridge.DataChange, n)
 	for i := range out {
 		out[i] = bridge.DataChange{Handle: uint32(i), Value: &ua.DataValue{
 			EncodingMask: ua.DataValueValue | ua.DataValueSourceTimestamp | ua.DataValueServerTimestamp,
@@ -78,12 +79,14 @@ func BenchmarkPipeline(b *testing.B) {
 		}},
 		{"mqtt-qos0", mapping.MQTT, func(b *testing.B) bridge.Bus { return e2e.OpenMQTTBus(b, e2e.StartMochi(b).URL()) }},
 	} {
-		b.Run(bus.name+"/bridge", func(b *testing.B) { benchBridge(b, bus.open(b), benchTable(b, bus.syntax)) })
-		b.Run(bus.name+"/bare", func(b *testing.B) { benchBare(b, bus.open(b), benchTable(b, bus.syntax)) })
+		b.Run(bus.name+"/bridge", func(b *testing.B) { benchBridge(b, bus.open(b), benchTable(b, bus.syntax, benchItems)) })
+		b.Run(bus.name+"/bare", func(b *testing.B) { benchBare(b, bus.open(b), benchTable(b, bus.syntax, benchItems)) })
 	}
 }
 
-func benchBridge(b *testing.B, bus bridge.Bus, table *mapping.Table) {
+// runBench runs a bridge on bus with a benchClient until the benchmark
+// ends.
+func runBench(b *testing.B, bus bridge.Bus, table *mapping.Table) *benchClient {
 	client := &benchClient{scriptClient: newScriptClient()}
 	clients := make(chan bridge.Client, 1)
 	clients <- client
@@ -94,11 +97,16 @@ func benchBridge(b *testing.B, bus bridge.Bus, table *mapping.Table) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = br.Run(ctx) })
-	defer func() { cancel(); wg.Wait() }()
+	b.Cleanup(func() { cancel(); wg.Wait() })
 	if err := br.AwaitState(e2e.WithTimeout(b, 10*time.Second), "urn:s1", bridge.Online); err != nil {
 		b.Fatal(err)
 	}
-	changes := benchChanges()
+	return client
+}
+
+func benchBridge(b *testing.B, bus bridge.Bus, table *mapping.Table) {
+	client := runBench(b, bus, table)
+	changes := benchChanges(benchItems)
 	ack := func() { client.acked.Add(1) }
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -114,7 +122,7 @@ func benchBridge(b *testing.B, bus bridge.Bus, table *mapping.Table) {
 
 func benchBare(b *testing.B, bus bridge.Bus, table *mapping.Table) {
 	items := table.For("urn:s1")
-	changes := benchChanges()
+	changes := benchChanges(benchItems)
 	var confirmed atomic.Int64
 	confirm := func(err error) {
 		if err != nil {
@@ -149,4 +157,31 @@ func benchBare(b *testing.B, bus bridge.Bus, table *mapping.Table) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(b.N*benchItems)/b.Elapsed().Seconds(), "changes/s")
+}
+
+// BenchmarkLatency measures the latency the bridge adds to one
+// NotificationMessage of 1,000 changes: from handing it to the bridge to its
+// acknowledgement, after core NATS confirmed all 1,000 messages with a flush
+// round trip (nats-server in the same process). Messages are sent one at a
+// time; p50 and p99 are reported.
+func BenchmarkLatency(b *testing.B) {
+	const items = 1000
+	bus := e2e.OpenNATSBus(b, e2e.StartNATS(b, false).URL(), false, "bench")
+	client := runBench(b, bus, benchTable(b, mapping.NATS, items))
+	changes := benchChanges(items)
+	done := make(chan struct{}, 1)
+	ack := func() { done <- struct{}{} }
+	lat := make([]time.Duration, 0, b.N)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		start := time.Now()
+		client.notes <- bridge.Notification{Subscription: 1, Sequence: uint32(i + 1), Changes: changes, Ack: ack}
+		<-done
+		lat = append(lat, time.Since(start))
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 }
