@@ -82,15 +82,22 @@ func (b *Bridge) refuse(cmd Command, status ua.StatusCode, err error) {
 // those still queued.
 func (b *Bridge) replyLoop(ctx context.Context, stop <-chan struct{}) {
 	base := context.WithoutCancel(ctx)
+	send := func(r refusal) { b.sendRefusal(base, r) }
+	serveQueue(b.refusals, stop, send, send)
+}
+
+// serveQueue calls handle for each element of q until stop is closed, then
+// drain for each element still queued.
+func serveQueue[T any](q <-chan T, stop <-chan struct{}, handle, drain func(T)) {
 	for {
 		select {
-		case r := <-b.refusals:
-			b.sendRefusal(base, r)
+		case x := <-q:
+			handle(x)
 		case <-stop:
 			for {
 				select {
-				case r := <-b.refusals:
-					b.sendRefusal(base, r)
+				case x := <-q:
+					drain(x)
 				default:
 					return
 				}
@@ -133,23 +140,11 @@ func commandID(payload []byte) string {
 // closed; commands still queued then are answered as refused.
 func (s *supervisor) commandLoop(ctx context.Context, stop <-chan struct{}) {
 	base := context.WithoutCancel(ctx)
-	for {
-		select {
-		case c := <-s.cmds:
-			s.execute(base, c)
-		case <-stop:
-			for {
-				select {
-				case c := <-s.cmds:
-					s.m.CommandsRefused.Add(1)
-					s.b.reply(base, c.cmd, mapping.Reply{ID: commandID(c.cmd.Payload), Status: ua.StatusBadShutdown,
-						Err: fmt.Errorf("%w: the bridge is shutting down", ErrOffline)})
-				default:
-					return
-				}
-			}
-		}
-	}
+	serveQueue(s.cmds, stop, func(c command) { s.execute(base, c) }, func(c command) {
+		s.m.CommandsRefused.Add(1)
+		s.b.reply(base, c.cmd, mapping.Reply{ID: commandID(c.cmd.Payload), Status: ua.StatusBadShutdown,
+			Err: fmt.Errorf("%w: the bridge is shutting down", ErrOffline)})
+	})
 }
 
 // execute carries out one command and replies.
