@@ -1,8 +1,8 @@
 // Package bridge connects reverse-connected OPC UA sessions to a message
 // bus. It declares the small interfaces it consumes — Source and Client on
 // the OPC UA side (package rcsource adapts package rc), Publisher,
-// PresencePublisher and CommandSource on the bus side (packages natsbus and
-// mqttbus) — and runs the orchestration between them:
+// PresencePublisher and CommandSource on the bus side — and runs the
+// orchestration between them:
 //
 //   - one supervisor per server of the mapping table takes that server's
 //     sessions one at a time (never two at once), resolves the mapping rows
@@ -22,6 +22,15 @@
 //     DataType and ValueRank, written or called, and answered with
 //     {id, ok, status, error}.
 //
-// Every queue is bounded and counts what it drops; metrics are optional
-// hooks (Metrics); logs go to an injected slog.Logger.
+// The bus is reached only through the interfaces declared here, each
+// documenting its contract: [Publisher] (batches confirmed by the bus,
+// acknowledge-after-delivery, DESIGN decision 3), [PresencePublisher]
+// (decision 9), [CommandSource] with [Command.Reply], and [Health]. [Bus]
+// bundles them with Close; the adapters in bridge/natsbus and
+// bridge/mqttbus implement it, and bridge/bustest is the conformance suite
+// both pass. Package bridge imports no bus client and not package rc.
+//
+// Every queue is bounded and counts what it drops; metrics are optional,
+// nil-safe hooks ([Metrics], [BusMetrics]); logs go to an injected
+// slog.Logger.
 package bridge

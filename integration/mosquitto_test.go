@@ -3,8 +3,8 @@
 package integration
 
 import (
+	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -22,6 +22,7 @@ import (
 	"github.com/rcbridge/rcbridge/bridge"
 	"github.com/rcbridge/rcbridge/bridge/bustest"
 	"github.com/rcbridge/rcbridge/bridge/mqttbus"
+	"github.com/rcbridge/rcbridge/bridge/mqttbus/mqtttest"
 )
 
 // mosquitto is Debian's broker, started by the test on a free 127.0.0.1
@@ -131,27 +132,6 @@ func (m *mosquitto) restart(whileDown func()) {
 func (m *mosquitto) addr() string { return "127.0.0.1:" + strconv.Itoa(m.port) }
 func (m *mosquitto) url() string  { return "tcp://" + m.addr() }
 
-// client connects a test-side paho client that reconnects by itself.
-func client(t *testing.T, url, id string, persistent bool) mqtt.Client {
-	t.Helper()
-	opts := mqtt.NewClientOptions().AddBroker(url).SetClientID(id).SetCleanSession(!persistent).
-		SetAutoReconnect(true).SetConnectRetry(true).SetConnectRetryInterval(50 * time.Millisecond).
-		SetMaxReconnectInterval(200 * time.Millisecond)
-	c := mqtt.NewClient(opts)
-	if !c.Connect().WaitTimeout(10*time.Second) || !c.IsConnectionOpen() {
-		t.Fatalf("client %s: no connection to %s", id, url)
-	}
-	t.Cleanup(func() { c.Disconnect(100) })
-	return c
-}
-
-func await(t *testing.T, tok mqtt.Token, what string) {
-	t.Helper()
-	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		t.Fatalf("%s: %v", what, tok.Error())
-	}
-}
-
 // TestMosquittoConformance runs the bus conformance suite through mqttbus
 // against a real mosquitto at QoS 1 and QoS 0.
 func TestMosquittoConformance(t *testing.T) {
@@ -168,7 +148,7 @@ func mosquittoHarness(t *testing.T, qos bridge.QoS) bustest.Harness {
 	id := func(role string) string {
 		return fmt.Sprintf("%s-%d-%d", role, time.Now().UnixNano()%1e9, seq.Add(1))
 	}
-	requester := client(t, m.url(), id("requester"), false)
+	requester := mqtttest.Dial(t, m.url(), id("requester"), false)
 	return bustest.Harness{
 		Sep:             "/",
 		QoS:             qos,
@@ -195,68 +175,27 @@ func mosquittoHarness(t *testing.T, qos bridge.QoS) bustest.Harness {
 		// subscription and queues what it misses across a restart.
 		Watch: func(t *testing.T, prefix string) *bustest.Recorder {
 			rec := bustest.NewRecorder()
-			c := client(t, m.url(), id("watcher"), true)
-			await(t, c.Subscribe(prefix+"/#", 1, func(_ mqtt.Client, msg mqtt.Message) { rec.Add(msg.Topic(), msg.Payload()) }), "watch")
+			c := mqtttest.Dial(t, m.url(), id("watcher"), true)
+			mqtttest.Wait(t, c.Subscribe(prefix+"/#", 1, func(_ mqtt.Client, msg mqtt.Message) { rec.Add(msg.Topic(), msg.Payload()) }), "watch")
 			return rec
 		},
 		Stall: func(t *testing.T, prefix string) {
 			block := make(chan struct{})
-			c := client(t, m.url(), id("stalled"), false)
-			await(t, c.Subscribe(prefix+"/#", 1, func(mqtt.Client, mqtt.Message) { <-block }), "stall")
+			c := mqtttest.Dial(t, m.url(), id("stalled"), false)
+			mqtttest.Wait(t, c.Subscribe(prefix+"/#", 1, func(mqtt.Client, mqtt.Message) { <-block }), "stall")
 			t.Cleanup(func() { close(block) })
 		},
 		Command: func(ctx context.Context, t *testing.T, route string, payload []byte) ([]byte, error) {
-			if !requester.IsConnectionOpen() {
-				return nil, errors.New("requester not connected")
-			}
-			got := make(chan []byte, 1)
-			tok := requester.Subscribe(route+"/result", 1, func(_ mqtt.Client, msg mqtt.Message) {
-				select {
-				case got <- msg.Payload():
-				default:
-				}
+			return mqtttest.Command(ctx, requester, route, payload, func(r []byte) bool {
+				return bytes.HasSuffix(r, append([]byte("|"), payload...))
 			})
-			if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-				return nil, fmt.Errorf("subscribe result: %v", tok.Error())
-			}
-			defer func() { requester.Unsubscribe(route + "/result").WaitTimeout(5 * time.Second) }()
-			if p := requester.Publish(route, 1, false, payload); !p.WaitTimeout(5*time.Second) || p.Error() != nil {
-				return nil, fmt.Errorf("publish command: %v", p.Error())
-			}
-			select {
-			case r := <-got:
-				return r, nil
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			}
 		},
 		Notify: func(t *testing.T, route string, payload []byte) {
-			await(t, requester.Publish(route, 1, false, payload), "notify")
+			mqtttest.Wait(t, requester.Publish(route, 1, false, payload), "notify")
 		},
 		RestartBroker: func(t *testing.T, whileDown func()) { m.restart(whileDown) },
 		ReadPresence: func(ctx context.Context, t *testing.T, p bridge.Presence) []byte {
-			c := client(t, m.url(), id("reader"), false)
-			defer c.Disconnect(0)
-			got := make(chan []byte, 1)
-			tok := c.Subscribe(p.Route, 1, func(_ mqtt.Client, msg mqtt.Message) {
-				if msg.Retained() {
-					select {
-					case got <- msg.Payload():
-					default:
-					}
-				}
-			})
-			if !tok.WaitTimeout(5 * time.Second) {
-				return nil
-			}
-			select {
-			case r := <-got:
-				return r
-			case <-time.After(300 * time.Millisecond):
-				return nil
-			case <-ctx.Done():
-				return nil
-			}
+			return mqtttest.Retained(ctx, t, m.url(), p.Route)
 		},
 	}
 }

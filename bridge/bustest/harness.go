@@ -36,8 +36,10 @@ type Harness struct {
 	// test cleanup.
 	Stall func(t *testing.T, prefix string)
 	// Command sends payload as a command on route the way a bus client
-	// would (NATS request, MQTT publish on the route) and returns the
-	// reply (MQTT: the next message on `<route>/result`).
+	// would (NATS request, MQTT publish on the route) and returns its
+	// reply. On MQTT the reply is the next message on `<route>/result`
+	// that ends with "|" + payload: the suite's handlers echo the request,
+	// as real results carry its correlation id.
 	Command func(ctx context.Context, t *testing.T, route string, payload []byte) ([]byte, error)
 	// Notify sends payload as a command on route without waiting for an
 	// answer.

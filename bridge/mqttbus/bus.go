@@ -32,6 +32,7 @@ type Bus struct {
 	log   *slog.Logger
 	m     bridge.BusMetrics
 	c     mqtt.Client
+	conns *conns // every socket paho opened
 	store *ackStore
 	win   *buskit.Window
 
@@ -50,14 +51,12 @@ type Bus struct {
 	drained chan struct{}
 	cmdErr  error // last failure to subscribe the command routes again
 
-	qos0      chan qos0Wait // QoS 0 tokens, in write order, to the token waiter
-	wake      chan struct{}
-	closeCh   chan struct{}
-	stopCh    chan struct{}
-	closeOnce sync.Once
-	closeDone chan struct{}
-	closeErr  error
-	wg        sync.WaitGroup
+	qos0    chan qos0Wait // QoS 0 tokens, in write order, to the token waiter
+	wake    chan struct{}
+	closeCh chan struct{}
+	stopCh  chan struct{}
+	closer  buskit.Once
+	wg      sync.WaitGroup
 
 	lastConnErr   atomic.Pointer[error] // why the latest connection attempt failed
 	everConnected atomic.Bool
@@ -106,18 +105,18 @@ func New(ctx context.Context, o Options) (*Bus, error) {
 		return nil, fmt.Errorf("mqttbus: %w", err)
 	}
 	b := &Bus{
-		o:         o,
-		log:       o.Logger.With("bus", "mqtt"),
-		m:         o.Metrics,
-		win:       buskit.NewWindow(o.MaxInFlight),
-		qos0:      make(chan qos0Wait, o.MaxInFlight),
-		wake:      make(chan struct{}, 1),
-		closeCh:   make(chan struct{}),
-		stopCh:    make(chan struct{}),
-		closeDone: make(chan struct{}),
-		presence:  make(map[string]bridge.Presence),
+		o:        o,
+		log:      o.Logger.With("bus", "mqtt"),
+		m:        o.Metrics,
+		win:      buskit.NewWindow(o.MaxInFlight),
+		qos0:     make(chan qos0Wait, o.MaxInFlight),
+		wake:     make(chan struct{}, 1),
+		closeCh:  make(chan struct{}),
+		stopCh:   make(chan struct{}),
+		presence: make(map[string]bridge.Presence),
 	}
 	b.store = newAckStore(b.onAck, b.onResume)
+	b.conns = newConns(o.ConnectTimeout, tlsCfg)
 	b.cmd.init(o.CommandQueue)
 
 	opts := mqtt.NewClientOptions().
@@ -145,9 +144,7 @@ func New(ctx context.Context, o Options) (*Bus, error) {
 	if o.Username != "" {
 		opts.SetUsername(o.Username).SetPassword(o.Password)
 	}
-	if tlsCfg != nil {
-		opts.SetTLSConfig(tlsCfg)
-	}
+	opts.SetCustomOpenConnectionFn(b.conns.dial)
 	if o.Self != nil {
 		will := *o.Self
 		will.State, will.Since = bridge.Offline, time.Time{}
@@ -158,11 +155,15 @@ func New(ctx context.Context, o Options) (*Bus, error) {
 		opts.SetBinaryWill(will.Route, payload, byte(bridge.AtLeastOnce), true)
 	}
 	b.c = mqtt.NewClient(opts)
+	giveUp := func() {
+		b.c.Disconnect(0)
+		b.conns.closeAll() // ends a connection attempt paho still runs
+	}
 	tok := b.c.Connect()
 	select {
 	case <-tok.Done():
 	case <-ctx.Done():
-		b.c.Disconnect(0)
+		giveUp()
 		last := "none"
 		if p := b.lastConnErr.Load(); p != nil {
 			last = (*p).Error()
@@ -170,7 +171,7 @@ func New(ctx context.Context, o Options) (*Bus, error) {
 		return nil, fmt.Errorf("mqttbus: connect %v: %w (last error: %s)", redactBrokers(o.Brokers), ctx.Err(), last)
 	}
 	if err := tok.Error(); err != nil {
-		b.c.Disconnect(0)
+		giveUp()
 		return nil, fmt.Errorf("mqttbus: connect: %w", err)
 	}
 	b.wg.Add(3)
@@ -275,19 +276,11 @@ func (b *Bus) Ready() error {
 
 // Close implements bridge.Bus. A second call waits for the first.
 func (b *Bus) Close(ctx context.Context) error {
-	first := false
-	b.closeOnce.Do(func() { first = true })
-	if !first {
-		select {
-		case <-b.closeDone:
-			return b.closeErr
-		case <-ctx.Done():
-			return fmt.Errorf("mqttbus: close: %w", ctx.Err())
-		}
-	}
-	defer close(b.closeDone)
-	var errs []error
+	return b.closer.Do(ctx, "mqttbus", func() error { return b.close(ctx) })
+}
 
+func (b *Bus) close(ctx context.Context) error {
+	var errs []error
 	b.mu.Lock()
 	b.closing = true
 	close(b.closeCh)
@@ -296,13 +289,8 @@ func (b *Bus) Close(ctx context.Context) error {
 	b.checkDrainedLocked()
 	b.mu.Unlock()
 
-	select {
-	case <-drained:
-	case <-ctx.Done():
-		b.mu.Lock()
-		n := len(b.pending)
-		b.mu.Unlock()
-		errs = append(errs, fmt.Errorf("mqttbus: close: %d batches still unconfirmed: %w", n, ctx.Err()))
+	if err := buskit.AwaitDrained(ctx, drained, b.unconfirmed, "mqttbus"); err != nil {
+		errs = append(errs, err)
 	}
 	if b.o.Self != nil && ctx.Err() == nil {
 		self := *b.o.Self
@@ -319,6 +307,7 @@ func (b *Bus) Close(ctx context.Context) error {
 		}
 	}
 	b.c.Disconnect(250)
+	b.conns.closeAll() // ends a connection attempt paho may still run
 	close(b.stopCh)
 	b.wg.Wait()
 
@@ -333,8 +322,14 @@ func (b *Bus) Close(ctx context.Context) error {
 			b.finish(bt, fmt.Errorf("mqttbus: batch of %d messages not confirmed: %w", len(bt.msgs), bridge.ErrClosed))
 		}
 	}
-	b.closeErr = errors.Join(errs...)
-	return b.closeErr
+	return errors.Join(errs...)
+}
+
+// unconfirmed returns the number of batches not yet confirmed.
+func (b *Bus) unconfirmed() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.pending)
 }
 
 // checkDrainedLocked closes drained when closing and nothing is pending.

@@ -78,20 +78,32 @@ func (b *Bus) send(bt *batch, from int) bool {
 		b.mu.Lock()
 		bt.parts++
 		b.mu.Unlock()
-		b.qos0 <- qos0Wait{b: bt, toks: toks}
+		w := qos0Wait{b: bt, toks: toks}
 		toks = nil
+		select {
+		case <-w.toks[len(w.toks)-1].Done():
+			// Already written (tokens complete in write order): settle it
+			// here and save the waiter a wake-up.
+			b.settle(w)
+		default:
+			b.qos0 <- w
+		}
+	}
+	// hold stops sending at message i: it and the rest wait in held.
+	hold := func(i int) bool {
+		b.m.Published.Add(uint64(i - from))
+		flush0()
+		b.mu.Lock()
+		b.holding.Store(true)
+		b.held = append(b.held, heldPart{b: bt, from: i})
+		b.mu.Unlock()
+		b.poke()
+		return false
 	}
 	for i := from; i < len(bt.msgs); i++ {
 		m := &bt.msgs[i]
 		if b.holding.Load() || !b.c.IsConnectionOpen() {
-			b.m.Published.Add(uint64(i - from))
-			flush0()
-			b.mu.Lock()
-			b.holding.Store(true)
-			b.held = append(b.held, heldPart{b: bt, from: i})
-			b.mu.Unlock()
-			b.poke()
-			return false
+			return hold(i)
 		}
 		if m.QoS == bridge.AtMostOnce {
 			toks = append(toks, b.c.Publish(m.Route, 0, m.Retain, m.Payload))
@@ -103,23 +115,20 @@ func (b *Bus) send(bt *batch, from int) bool {
 			return false // closed; Close fails the batch
 		}
 		if b.holding.Load() || !b.c.IsConnectionOpen() {
-			i-- // lost the connection while waiting: hold from here
-			continue
+			return hold(i) // the connection went while waiting for room
 		}
-		b.store.arm(&pubRec{b: bt, i: i})
+		rec := &pubRec{b: bt, i: i}
+		resumes := b.store.resumes.Load()
+		b.store.arm(rec)
 		tok := b.c.Publish(m.Route, byte(m.QoS), m.Retain, m.Payload)
-		if !b.store.disarm() {
-			// paho refused it before storing (disconnected meanwhile):
-			// hold it and the rest.
+		claimed := b.store.disarm()
+		if !claimed {
+			// paho refused it before storing (disconnected meanwhile).
 			b.log.Debug("publish refused; holding", "err", tok.Error())
-			b.m.Published.Add(uint64(i - from))
-			flush0()
-			b.mu.Lock()
-			b.holding.Store(true)
-			b.held = append(b.held, heldPart{b: bt, from: i})
-			b.mu.Unlock()
-			b.poke()
-			return false
+			return hold(i)
+		}
+		if b.store.resumes.Load() != resumes {
+			b.store.addLate(rec)
 		}
 	}
 	b.m.Published.Add(uint64(len(bt.msgs) - from))
@@ -218,27 +227,37 @@ func (b *Bus) waitTokens() {
 	for {
 		select {
 		case w := <-b.qos0:
-			var lost uint64
 			for _, t := range w.toks {
 				select {
 				case <-t.Done():
 				case <-b.stopCh:
 					return
 				}
-				if t.Error() != nil {
-					lost++
-				}
 			}
-			if lost > 0 {
-				b.m.Lost.Add(lost)
-				b.log.Warn("QoS 0 messages lost (not sent again: at most once)", "lost", lost, "err", w.toks[len(w.toks)-1].Error())
-			}
-			b.m.Confirmed.Add(uint64(len(w.toks)) - lost)
-			b.partDone(w.b)
+			b.settle(w)
 		case <-b.stopCh:
 			return
 		}
 	}
+}
+
+// settle counts a written QoS 0 group, the lost messages of it included,
+// and gives its part of the batch back.
+func (b *Bus) settle(w qos0Wait) {
+	var lost uint64
+	var lastErr error
+	for _, t := range w.toks {
+		if err := t.Error(); err != nil {
+			lost++
+			lastErr = err
+		}
+	}
+	if lost > 0 {
+		b.m.Lost.Add(lost)
+		b.log.Warn("QoS 0 messages lost (not sent again: at most once)", "lost", lost, "err", lastErr)
+	}
+	b.m.Confirmed.Add(uint64(len(w.toks)) - lost)
+	b.partDone(w.b)
 }
 
 // publishTracked publishes one message outside the data path (presence,

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
@@ -38,9 +39,10 @@ type pubRec struct {
 //
 // paho starts a re-send by listing the store (All) on the new connection,
 // and marks the connection usable before the re-send is done. A data
-// message stored after that listing may reach the broker before older
-// re-sent ones; such messages are kept as "late" and sent once more after
-// the re-send, so that the last value on every topic is the newest.
+// message stored after that listing, or being handed to paho while it
+// started, may reach the broker before older re-sent ones; such messages
+// are kept as "late" and sent once more after the re-send, so that the
+// last value on every topic is the newest.
 type ackStore struct {
 	mu       sync.Mutex
 	seq      uint64
@@ -48,6 +50,7 @@ type ackStore struct {
 	recs     map[uint16]*pubRec // claimed outbound PUBLISH by packet id
 	next     *pubRec            // claimed by the next outbound PUBLISH stored
 	resuming bool               // a re-send started and was not released yet
+	resumes  atomic.Uint64      // re-sends started, ever
 	late     []*pubRec          // data messages stored while resuming
 	room     chan struct{}      // closed when an acknowledgement frees room
 	onAck    func(*pubRec)      // called outside mu
@@ -66,6 +69,21 @@ func newAckStore(onAck func(*pubRec), onResume func(int)) *ackStore {
 		entries: make(map[string]storeEntry), recs: make(map[uint16]*pubRec),
 		onAck: onAck, onResume: onResume,
 	}
+}
+
+// addLate keeps rec for a repeat after the re-send: its PUBLISH was being
+// handed to paho when the re-send started, so it may have gone out on the
+// new connection first and been acknowledged before paho's re-send
+// reached it.
+func (s *ackStore) addLate(rec *pubRec) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range s.late {
+		if r == rec {
+			return
+		}
+	}
+	s.late = append(s.late, rec)
 }
 
 // release ends the current re-send and returns the late messages, in
@@ -190,6 +208,7 @@ func (s *ackStore) All() []string {
 	}
 	slices.SortFunc(keys, func(a, b string) int { return cmp.Compare(s.entries[a].seq, s.entries[b].seq) })
 	s.resuming = true
+	s.resumes.Add(1)
 	n := len(s.recs)
 	s.mu.Unlock()
 	s.onResume(n)

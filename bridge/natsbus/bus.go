@@ -65,9 +65,7 @@ type Bus struct {
 	closeCh   chan struct{} // closed when Close begins
 	stopCh    chan struct{} // closed when the goroutines must end
 	ncClosed  chan struct{} // closed by nats.go's closed callback
-	closeOnce sync.Once
-	closeDone chan struct{}
-	closeErr  error
+	closer    buskit.Once
 	wg        sync.WaitGroup
 
 	repub    atomic.Bool // presence must be sent again
@@ -106,7 +104,6 @@ func New(ctx context.Context, o Options) (*Bus, error) {
 		closeCh:    make(chan struct{}),
 		stopCh:     make(chan struct{}),
 		ncClosed:   make(chan struct{}),
-		closeDone:  make(chan struct{}),
 		presence:   make(map[string]bridge.Presence),
 	}
 	b.cmd.init(o.CommandQueue)
@@ -313,19 +310,11 @@ func (b *Bus) Ready() error {
 
 // Close implements bridge.Bus. A second call waits for the first.
 func (b *Bus) Close(ctx context.Context) error {
-	first := false
-	b.closeOnce.Do(func() { first = true })
-	if !first {
-		select {
-		case <-b.closeDone:
-			return b.closeErr
-		case <-ctx.Done():
-			return fmt.Errorf("natsbus: close: %w", ctx.Err())
-		}
-	}
-	defer close(b.closeDone)
-	var errs []error
+	return b.closer.Do(ctx, "natsbus", func() error { return b.close(ctx) })
+}
 
+func (b *Bus) close(ctx context.Context) error {
+	var errs []error
 	b.mu.Lock()
 	b.closing = true
 	close(b.closeCh)
@@ -334,13 +323,8 @@ func (b *Bus) Close(ctx context.Context) error {
 	b.checkDrainedLocked()
 	b.mu.Unlock()
 
-	select {
-	case <-drained:
-	case <-ctx.Done():
-		b.mu.Lock()
-		n := len(b.pending)
-		b.mu.Unlock()
-		errs = append(errs, fmt.Errorf("natsbus: close: %d batches still unconfirmed: %w", n, ctx.Err()))
+	if err := buskit.AwaitDrained(ctx, drained, b.unconfirmed, "natsbus"); err != nil {
+		errs = append(errs, err)
 	}
 	if b.o.Self != nil && ctx.Err() == nil {
 		self := *b.o.Self
@@ -378,8 +362,14 @@ func (b *Bus) Close(ctx context.Context) error {
 		}
 		b.finish(bt, fmt.Errorf("natsbus: batch of %d messages not confirmed: %w", len(bt.msgs), bridge.ErrClosed))
 	}
-	b.closeErr = errors.Join(errs...)
-	return b.closeErr
+	return errors.Join(errs...)
+}
+
+// unconfirmed returns the number of batches not yet confirmed.
+func (b *Bus) unconfirmed() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.pending)
 }
 
 // awaitNATSClosed waits for nats.go's closed callback after Close, so its

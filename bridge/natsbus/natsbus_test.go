@@ -62,22 +62,11 @@ func harness(t *testing.T, useJS bool) bustest.Harness {
 		LosslessRestart: useJS,
 		OrderedRestart:  useJS,
 		Open: func(t *testing.T, c bustest.Config) bridge.Bus {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			bus, err := New(ctx, Options{
+			return newBus(t, Options{
 				URLs: []string{b.url()}, Name: t.Name(),
 				MaxInFlight: c.MaxInFlight, CommandQueue: c.CommandQueue, Metrics: c.Metrics, Self: c.Self,
-				JetStream: jsOpts, Logger: testLogger(t), ReconnectWait: 20 * time.Millisecond,
+				JetStream: jsOpts, ReconnectWait: 20 * time.Millisecond,
 			})
-			if err != nil {
-				t.Fatalf("New: %v", err)
-			}
-			t.Cleanup(func() {
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				defer cancel()
-				_ = bus.Close(ctx)
-			})
-			return bus
 		},
 		Watch: func(t *testing.T, prefix string) *bustest.Recorder {
 			rec := bustest.NewRecorder()

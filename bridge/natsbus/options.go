@@ -2,12 +2,12 @@ package natsbus
 
 import (
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/url"
 	"time"
 
 	"github.com/rcbridge/rcbridge/bridge"
+	"github.com/rcbridge/rcbridge/bridge/internal/buskit"
 )
 
 // ErrInvalidOptions is wrapped by every error Options.Validate reports.
@@ -152,10 +152,8 @@ func redactURLs(urls []string) []string {
 // Validate reports every problem with o at once, each wrapping
 // ErrInvalidOptions. It does not modify o.
 func (o Options) Validate() error {
-	var errs []error
-	bad := func(format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidOptions}, args...)...))
-	}
+	p := buskit.NewProblems(ErrInvalidOptions)
+	bad := p.Add
 	if len(o.URLs) == 0 {
 		bad("urls: at least one server URL is required")
 	}
@@ -186,17 +184,13 @@ func (o Options) Validate() error {
 	if (o.TLSCertFile == "") != (o.TLSKeyFile == "") {
 		bad("tls_cert_file %q and tls_key_file %q: give both or neither", o.TLSCertFile, o.TLSKeyFile)
 	}
-	for _, d := range []struct {
-		name string
-		v    time.Duration
-	}{
-		{"reconnect_wait", o.ReconnectWait}, {"ping_interval", o.PingInterval},
-		{"flush_timeout", o.FlushTimeout}, {"ack_timeout", o.AckTimeout}, {"stall_timeout", o.StallTimeout},
-	} {
-		if d.v < 0 {
-			bad("%s %s: must not be negative", d.name, d.v)
-		}
-	}
+	p.NonNegative(
+		buskit.NamedDuration{Name: "reconnect_wait", Value: o.ReconnectWait},
+		buskit.NamedDuration{Name: "ping_interval", Value: o.PingInterval},
+		buskit.NamedDuration{Name: "flush_timeout", Value: o.FlushTimeout},
+		buskit.NamedDuration{Name: "ack_timeout", Value: o.AckTimeout},
+		buskit.NamedDuration{Name: "stall_timeout", Value: o.StallTimeout},
+	)
 	if o.MaxInFlight < 0 {
 		bad("max_in_flight %d: must not be negative", o.MaxInFlight)
 	}
@@ -230,16 +224,12 @@ func (o Options) Validate() error {
 			bad("jetstream.presence_bucket %q: want a name of letters, digits, - and _", js.PresenceBucket)
 		}
 	}
-	return errors.Join(errs...)
+	return p.Err()
 }
 
 // withDefaults returns o with zero fields set to their defaults.
 func (o Options) withDefaults() Options {
-	def := func(v *time.Duration, d time.Duration) {
-		if *v == 0 {
-			*v = d
-		}
-	}
+	def := buskit.Default
 	def(&o.ReconnectWait, DefaultReconnectWait)
 	def(&o.PingInterval, DefaultPingInterval)
 	def(&o.FlushTimeout, DefaultFlushTimeout)

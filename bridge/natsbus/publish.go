@@ -20,7 +20,7 @@ type batch struct {
 	slots   int       // window slots held
 	since   time.Time // when it was accepted, for Ready
 	gen     uint64    // core: reconnect count read before its last write
-	written bool      // core: every message written since gen was read
+	written bool      // core: every message written since gen was read (under mu)
 
 	// JetStream only.
 	state   []msgState
@@ -80,13 +80,15 @@ func (b *Bus) Publish(ctx context.Context, msgs []bridge.Message, confirm bridge
 		return nil
 	}
 	if b.js == nil {
-		// A core batch joins pending only once written, so that the
-		// flush confirming it is issued after its last message.
-		b.mu.Unlock()
-		err = b.writeCore(bt)
-		b.mu.Lock()
+		// The batch joins pending now, so that Close waits for it; a
+		// flush confirms only batches marked written before its PING.
 		b.pending = append(b.pending, bt)
 		b.mu.Unlock()
+		if err = b.writeCore(bt); err == nil {
+			b.mu.Lock()
+			bt.written = true
+			b.mu.Unlock()
+		}
 	} else {
 		// JetStream attempts are registered before they are written,
 		// so that every PubAck finds its message.
@@ -146,7 +148,6 @@ func (b *Bus) enter() error {
 
 // writeCore writes every message of bt. Caller holds wmu.
 func (b *Bus) writeCore(bt *batch) error {
-	bt.written = false
 	bt.gen = b.nc.Stats().Reconnects
 	for i := range bt.msgs {
 		if err := b.nc.Publish(bt.msgs[i].Route, bt.msgs[i].Payload); err != nil {
@@ -154,7 +155,6 @@ func (b *Bus) writeCore(bt *batch) error {
 			return fmt.Errorf("natsbus: publish %q: %w", bt.msgs[i].Route, err)
 		}
 	}
-	bt.written = true
 	b.m.Published.Add(uint64(len(bt.msgs)))
 	return nil
 }
@@ -222,15 +222,24 @@ func (b *Bus) startRecovery(cause error) {
 	b.poke()
 }
 
+// takeLocked removes and returns the live attempt nm, or nil when nm is
+// an older attempt. Caller holds mu.
+func (b *Bus) takeLocked(nm *nats.Msg) *slot {
+	s := b.recs[nm]
+	if s != nil {
+		delete(b.recs, nm)
+	}
+	return s
+}
+
 // onAck is nats.go's PubAck callback (JetStream). It must not block.
 func (b *Bus) onAck(_ jetstream.JetStream, nm *nats.Msg, _ *jetstream.PubAck) {
 	b.mu.Lock()
-	s := b.recs[nm]
+	s := b.takeLocked(nm)
 	if s == nil {
 		b.mu.Unlock()
 		return
 	}
-	delete(b.recs, nm)
 	bt := s.b
 	bt.state[s.i] = acked
 	bt.attempt[s.i] = nil
@@ -251,12 +260,11 @@ func (b *Bus) onAck(_ jetstream.JetStream, nm *nats.Msg, _ *jetstream.PubAck) {
 // onAckErr is nats.go's async publish error callback (JetStream).
 func (b *Bus) onAckErr(_ jetstream.JetStream, nm *nats.Msg, err error) {
 	b.mu.Lock()
-	s := b.recs[nm]
+	s := b.takeLocked(nm)
 	if s == nil {
 		b.mu.Unlock()
 		return
 	}
-	delete(b.recs, nm)
 	bt := s.b
 	bt.attempt[s.i] = nil
 	var apiErr *jetstream.APIError
@@ -351,7 +359,11 @@ func (b *Bus) flush() bool {
 		b.mu.Unlock()
 		return true
 	}
-	snap := slices.Clone(b.pending)
+	n := 0
+	for n < len(b.pending) && b.pending[n].written {
+		n++ // the batches written so far; one being written comes last
+	}
+	snap := slices.Clone(b.pending[:n])
 	b.mu.Unlock()
 	if len(snap) == 0 {
 		return false
@@ -362,7 +374,7 @@ func (b *Bus) flush() bool {
 	gen := b.nc.Stats().Reconnects
 	if err == nil {
 		for _, bt := range snap {
-			if !bt.written || bt.gen != gen {
+			if bt.gen != gen {
 				err = fmt.Errorf("natsbus: reconnected since batch was written")
 				break
 			}
@@ -379,12 +391,12 @@ func (b *Bus) flush() bool {
 	b.pending = b.pending[len(snap):]
 	b.checkDrainedLocked()
 	b.mu.Unlock()
-	var n uint64
+	var msgs uint64
 	for _, bt := range snap {
-		n += uint64(len(bt.msgs))
+		msgs += uint64(len(bt.msgs))
 		b.finish(bt, nil)
 	}
-	b.m.Confirmed.Add(n)
+	b.m.Confirmed.Add(msgs)
 	return true
 }
 
@@ -468,9 +480,15 @@ func (b *Bus) resend() error {
 		snap := slices.Clone(b.pending)
 		b.mu.Unlock()
 		for _, bt := range snap {
+			b.mu.Lock()
+			bt.written = false
+			b.mu.Unlock()
 			if err := b.writeCore(bt); err != nil {
 				return err
 			}
+			b.mu.Lock()
+			bt.written = true
+			b.mu.Unlock()
 			b.m.Retried.Add(uint64(len(bt.msgs)))
 		}
 		return nil
