@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/rcbridge/rcbridge/bridge"
+	"github.com/rcbridge/rcbridge/bridge/mqttbus/mqtttest"
 	"github.com/rcbridge/rcbridge/integration/nodeua"
 	"github.com/rcbridge/rcbridge/internal/e2e"
 	"github.com/rcbridge/rcbridge/mapping"
@@ -212,8 +213,8 @@ func TestBridgeNodeUABrokerRestart(t *testing.T) {
 		// reconnects after the restart.
 		var mu sync.Mutex
 		var payloads [][]byte
-		watcher := client(t, m.url(), "counter-watch", true)
-		await(t, watcher.Subscribe(route, 1, func(_ mqtt.Client, msg mqtt.Message) {
+		watcher := mqtttest.Dial(t, m.url(), "counter-watch", true)
+		mqtttest.Wait(t, watcher.Subscribe(route, 1, func(_ mqtt.Client, msg mqtt.Message) {
 			mu.Lock()
 			payloads = append(payloads, append([]byte(nil), msg.Payload()...))
 			mu.Unlock()

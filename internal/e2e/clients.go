@@ -12,6 +12,8 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/nats-io/nats.go"
+
+	"github.com/rcbridge/rcbridge/bridge/mqttbus/mqtttest"
 )
 
 // Msg is one message a Recorder saw.
@@ -169,116 +171,45 @@ func (c *NATSClient) Watch(t testing.TB, filter string) *Recorder {
 }
 
 // MQTTClient is an MQTT user of the bridge.
-type MQTTClient struct {
-	C mqtt.Client
-
-	mu      sync.Mutex
-	results map[string]bool                // result topics subscribed
-	waiting map[string]chan []byte         // by command id
-	subs    map[string]mqtt.MessageHandler // re-subscribed on reconnect
-}
+type MQTTClient struct{ C mqtt.Client }
 
 var clientIDs atomic.Int64
 
-// DialMQTT connects a client (clean session, automatic reconnect) that
-// subscribes its filters again after every reconnect; it disconnects at
-// test cleanup.
+// DialMQTT connects a client (clean session, automatic reconnect); it
+// disconnects at test cleanup.
 func DialMQTT(t testing.TB, url string) *MQTTClient {
 	t.Helper()
-	c := &MQTTClient{results: make(map[string]bool), waiting: make(map[string]chan []byte), subs: make(map[string]mqtt.MessageHandler)}
-	o := mqtt.NewClientOptions().AddBroker(url).SetClientID(fmt.Sprintf("e2e-%d", clientIDs.Add(1))).
-		SetCleanSession(true).SetAutoReconnect(true).SetMaxReconnectInterval(200 * time.Millisecond).
-		SetConnectRetry(true).SetConnectRetryInterval(100 * time.Millisecond).
-		SetOnConnectHandler(func(cl mqtt.Client) {
-			c.mu.Lock()
-			defer c.mu.Unlock()
-			for f, h := range c.subs {
-				cl.Subscribe(f, 1, h)
-			}
-		})
-	c.C = mqtt.NewClient(o)
-	if tok := c.C.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		t.Fatalf("mqtt connect %s: %v", url, tok.Error())
-	}
-	t.Cleanup(func() { c.C.Disconnect(100) })
-	return c
+	return &MQTTClient{C: mqtttest.Dial(t, url, fmt.Sprintf("e2e-%d", clientIDs.Add(1)), false)}
 }
 
 // Sep implements Client.
 func (c *MQTTClient) Sep() string { return "/" }
 
-func (c *MQTTClient) subscribe(t testing.TB, filter string, h mqtt.MessageHandler) {
-	t.Helper()
-	c.mu.Lock()
-	c.subs[filter] = h
-	c.mu.Unlock()
-	tok := c.C.Subscribe(filter, 1, h)
-	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		t.Fatalf("mqtt subscribe %s: %v", filter, tok.Error())
-	}
-}
-
-// Command implements Client. The payload must carry an "id".
+// Command implements Client: the reply is the result carrying the
+// payload's "id" ("" for a payload without one).
 func (c *MQTTClient) Command(t testing.TB, route, payload string) Reply {
 	t.Helper()
-	var env struct {
-		ID string `json:"id"`
+	id := func(b []byte) string {
+		var env struct {
+			ID string `json:"id"`
+		}
+		_ = json.Unmarshal(b, &env)
+		return env.ID
 	}
-	if err := json.Unmarshal([]byte(payload), &env); err != nil || env.ID == "" {
-		// Malformed commands: match the next reply without an id.
-		env.ID = ""
+	want := id([]byte(payload))
+	b, err := mqtttest.Command(WithTimeout(t, 10*time.Second), c.C, route, []byte(payload), func(r []byte) bool { return id(r) == want })
+	if err != nil {
+		t.Fatalf("command %s %s: %v", route, payload, err)
 	}
-	got := make(chan []byte, 1)
-	c.mu.Lock()
-	c.waiting[env.ID] = got
-	need := !c.results[route]
-	c.results[route] = true
-	c.mu.Unlock()
-	defer func() {
-		c.mu.Lock()
-		delete(c.waiting, env.ID)
-		c.mu.Unlock()
-	}()
-	if need {
-		c.subscribe(t, route+"/result", func(_ mqtt.Client, m mqtt.Message) {
-			var r struct {
-				ID string `json:"id"`
-			}
-			_ = json.Unmarshal(m.Payload(), &r)
-			c.mu.Lock()
-			ch := c.waiting[r.ID]
-			c.mu.Unlock()
-			if ch != nil {
-				select {
-				case ch <- m.Payload():
-				default:
-				}
-			}
-		})
-	}
-	if tok := c.C.Publish(route, 1, false, payload); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		t.Fatalf("mqtt publish %s: %v", route, tok.Error())
-	}
-	select {
-	case b := <-got:
-		return DecodeReply(t, b)
-	case <-time.After(10 * time.Second):
-		t.Fatalf("no reply on %s/result for %s", route, payload)
-		return Reply{}
-	}
+	return DecodeReply(t, b)
 }
 
 // Watch implements Client. Retained messages are recorded too.
 func (c *MQTTClient) Watch(t testing.TB, filter string) *Recorder {
 	t.Helper()
 	rec := NewRecorder()
-	c.subscribe(t, filter, func(_ mqtt.Client, m mqtt.Message) { rec.Add(m.Topic(), m.Payload()) })
-	t.Cleanup(func() {
-		c.mu.Lock()
-		delete(c.subs, filter)
-		c.mu.Unlock()
-		c.C.Unsubscribe(filter).WaitTimeout(time.Second)
-	})
+	mqtttest.Wait(t, c.C.Subscribe(filter, 1, func(_ mqtt.Client, m mqtt.Message) { rec.Add(m.Topic(), m.Payload()) }), "watch "+filter)
+	t.Cleanup(func() { c.C.Unsubscribe(filter).WaitTimeout(time.Second) })
 	return rec
 }
 
