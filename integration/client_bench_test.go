@@ -63,17 +63,19 @@ func BenchmarkReadNodeUA(b *testing.B) {
 	b.Run("paired", func(b *testing.B) { rctest.Paired(b, "reverse", readReverse, "direct", readDirect) })
 }
 
-// BenchmarkSessionSetupNodeUA measures Factory.Build against node-opcua:
-// from the admitted reverse connection (RHE read) to an active session.
-// Waiting for the server's next dial and Close are not timed.
-func BenchmarkSessionSetupNodeUA(b *testing.B) {
+// benchConfigs starts a server and returns it with the client
+// configurations the setup benchmarks compare.
+func benchConfigs(b *testing.B) (*rcServer, []struct {
+	name string
+	cfg  rc.ClientConfig
+}) {
 	kp, err := rc.GenerateKeyPair(rc.CertificateTemplate{ApplicationURI: clientAppURI})
 	if err != nil {
 		b.Fatal(err)
 	}
 	srv := startReverse(b, nodeua.Config{CounterInterval: -1})
 	pinned := map[string][]byte{srv.ApplicationURI(): srv.CertificateDER()}
-	for _, tc := range []struct {
+	return srv, []struct {
 		name string
 		cfg  rc.ClientConfig
 	}{
@@ -82,7 +84,15 @@ func BenchmarkSessionSetupNodeUA(b *testing.B) {
 			SecurityPolicy: rc.SecurityPolicyBasic256Sha256, SecurityMode: rc.SecurityModeSignAndEncrypt,
 			KeyPair: kp, Trust: rc.TrustConfig{Pinned: pinned},
 		}},
-	} {
+	}
+}
+
+// BenchmarkSessionSetupNodeUA measures Factory.Build against node-opcua:
+// from the admitted reverse connection (RHE read) to an active session.
+// Waiting for the server's next dial and Close are not timed.
+func BenchmarkSessionSetupNodeUA(b *testing.B) {
+	srv, configs := benchConfigs(b)
+	for _, tc := range configs {
 		b.Run(tc.name, func(b *testing.B) {
 			f := factory(b, tc.cfg)
 			b.ReportAllocs()
@@ -108,22 +118,8 @@ func BenchmarkSessionSetupNodeUA(b *testing.B) {
 // server's next reverse connection (RHE read) to the session active on it.
 // Dropping the old connection and waiting for the re-dial are not timed.
 func BenchmarkResumeNodeUA(b *testing.B) {
-	kp, err := rc.GenerateKeyPair(rc.CertificateTemplate{ApplicationURI: clientAppURI})
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv := startReverse(b, nodeua.Config{CounterInterval: -1})
-	pinned := map[string][]byte{srv.ApplicationURI(): srv.CertificateDER()}
-	for _, tc := range []struct {
-		name string
-		cfg  rc.ClientConfig
-	}{
-		{"None", rc.ClientConfig{}},
-		{"Basic256Sha256-SignAndEncrypt", rc.ClientConfig{
-			SecurityPolicy: rc.SecurityPolicyBasic256Sha256, SecurityMode: rc.SecurityModeSignAndEncrypt,
-			KeyPair: kp, Trust: rc.TrustConfig{Pinned: pinned},
-		}},
-	} {
+	srv, configs := benchConfigs(b)
+	for _, tc := range configs {
 		b.Run(tc.name, func(b *testing.B) {
 			c := srv.build(b, factory(b, tc.cfg))
 			b.ReportAllocs()

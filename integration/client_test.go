@@ -11,7 +11,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -27,41 +26,57 @@ import (
 
 const clientAppURI = "urn:rcbridge:test:rc-client"
 
-// rcServer is a node-opcua server reverse-connecting to a listener of ours.
+// rcServer is a node-opcua server reverse-connecting to rcbridge's
+// admission Listener; a Broker hands out its connections.
 type rcServer struct {
 	*nodeua.Server
-	ln *net.TCPListener
+	l *rc.Listener
+	b *rc.Broker
 }
 
 func startReverse(t testing.TB, cfg nodeua.Config) *rcServer {
 	t.Helper()
-	ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if cfg.ApplicationURI == "" {
+		cfg.ApplicationURI = nodeua.DefaultApplicationURI
+	}
+	allow, err := rc.NewAllowList(cfg.ApplicationURI)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
+	ctx, cancel := context.WithCancel(context.Background())
+	l, err := rc.Listen(ctx, "127.0.0.1:0", rc.ListenerConfig{Validator: allow})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	b, err := rc.NewBroker(l, rc.BrokerConfig{})
+	if err != nil {
+		cancel()
+		l.Close()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		l.Close()
+		<-done
+	})
 	cfg.Hostname = "plc.invalid"
-	cfg.ReverseConnect = &nodeua.ReverseConnect{ClientURLs: []string{"opc.tcp://" + ln.Addr().String()}}
-	return &rcServer{Server: nodeua.Start(t, cfg), ln: ln}
+	cfg.ReverseConnect = &nodeua.ReverseConnect{ClientURLs: []string{"opc.tcp://" + l.Addr().String()}}
+	return &rcServer{Server: nodeua.Start(t, cfg), l: l, b: b}
 }
 
-// accept waits for the server's next reverse connection and returns it as
-// an admitted session.
+// accept waits for the server's next admitted reverse connection.
 func (s *rcServer) accept(t testing.TB) *rc.Session {
 	t.Helper()
-	_ = s.ln.SetDeadline(time.Now().Add(20 * time.Second))
-	conn, err := s.ln.AcceptTCP()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	sess, err := s.b.Next(ctx, s.ApplicationURI())
 	if err != nil {
 		t.Fatalf("no reverse connection: %v", err)
 	}
-	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	h, err := rc.ReadHello(conn, 0)
-	if err != nil {
-		conn.Close()
-		t.Fatalf("ReadHello: %v", err)
-	}
-	_ = conn.SetReadDeadline(time.Time{})
-	return &rc.Session{ServerURI: h.ServerURI, EndpointURL: h.EndpointURL, Conn: conn}
+	return sess
 }
 
 // build accepts the next reverse connection and builds a client on it,
@@ -257,9 +272,9 @@ func TestClientNodeUA(t *testing.T) {
 			SecurityPolicy: rc.SecurityPolicyBasic256Sha256, SecurityMode: rc.SecurityModeSignAndEncrypt, KeyPair: kp,
 			Trust: rc.TrustConfig{Dir: certDir(t, srv.CertificateDER())},
 		})
-		sess := srv.accept(t)
-		sess.ServerURI = "urn:plant:impostor"
-		_, err := f.Build(ctx10s(t), sess)
+		impostor := *srv.accept(t) // a copy: the Broker may still read the original
+		impostor.ServerURI = "urn:plant:impostor"
+		_, err := f.Build(ctx10s(t), &impostor)
 		if !errors.Is(err, rc.ErrApplicationURIMismatch) {
 			t.Fatalf("Build = %v, want ErrApplicationURIMismatch", err)
 		}

@@ -234,22 +234,26 @@ func (b *Broker) Next(ctx context.Context, serverURI string) (*Session, error) {
 
 // deliver hands s to the first waiter for its server or holds it.
 func (b *Broker) deliver(s *Session) {
+	// uri is read before the hand-off: once a waiter has s, it owns it and
+	// may change it.
+	uri := s.ServerURI
 	b.mu.Lock()
-	if ws := b.waiters[s.ServerURI]; len(ws) > 0 {
-		ws[0] <- s // buffered, never blocks
+	if ws := b.waiters[uri]; len(ws) > 0 {
+		b.setWaiters(uri, ws[1:])
+		w := ws[0]
 		ws[0] = nil
-		b.setWaiters(s.ServerURI, ws[1:])
+		w <- s // buffered, never blocks
 		b.mu.Unlock()
 		return
 	}
-	list := append(b.held[s.ServerURI], heldSession{s: s, expires: time.Now().Add(b.cfg.HoldTime)})
+	list := append(b.held[uri], heldSession{s: s, expires: time.Now().Add(b.cfg.HoldTime)})
 	var over []*Session
 	for len(list) > b.cfg.MaxHeldPerServer {
 		over = append(over, list[0].s)
 		list[0] = heldSession{}
 		list = list[1:]
 	}
-	b.setHeld(s.ServerURI, list)
+	b.setHeld(uri, list)
 	b.mu.Unlock()
 
 	for _, o := range over {

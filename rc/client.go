@@ -48,7 +48,13 @@ type Client struct {
 
 	typesMu sync.Mutex
 	types   map[string]ua.TypeID // DataType NodeId → built-in type
+
+	pubOnce sync.Once
+	pub     atomic.Pointer[publisher] // nil until the first Subscribe
+	handles atomic.Uint32             // client handles of monitored items
 }
+
+func (c *Client) nextHandle() uint32 { return c.handles.Add(1) }
 
 // ServerURI returns the ServerUri of the reverse connection.
 func (c *Client) ServerURI() string { return c.serverURI }
@@ -96,6 +102,9 @@ func (c *Client) Close(ctx context.Context) error {
 // channel.
 func (c *Client) closeWithSession(ctx context.Context) error {
 	c.closed.Store(true)
+	if p := c.pub.Load(); p != nil {
+		p.shutdown()
+	}
 	ch := c.ch.Load()
 	if ch == nil {
 		return nil

@@ -119,6 +119,9 @@ func (c *Client) Resume(ctx context.Context, s *Session) (ResumeOutcome, error) 
 			c.log.Warn("reading server info after a new session", "err", err)
 		}
 	}
+	if p := c.pub.Load(); p != nil {
+		p.channelChanged(outcome) // republish, transfer or recreate, then publish on
+	}
 	c.log.Info("session moved to a new connection", "outcome", outcome.String(), "took", time.Since(begin),
 		"remote", tcp.RemoteAddr().String())
 	return outcome, nil

@@ -131,3 +131,80 @@ func TestResume(t *testing.T) {
 		}
 	})
 }
+
+// TestListenerBrokerFactory runs the whole chain: the admission Listener and
+// Broker hand the server's reverse connections to the Factory, and the
+// server's next connection resumes the session.
+func TestListenerBrokerFactory(t *testing.T) {
+	srv := newServer(t, rctest.Options{EndpointURL: "opc.tcp://plc.invalid:4840"})
+	allow, err := rc.NewAllowList(rctest.DefaultServerURI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	l, err := rc.Listen(ctx, "127.0.0.1:0", rc.ListenerConfig{Validator: allow, Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	b, err := rc.NewBroker(l, rc.BrokerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	brokerDone := make(chan error, 1)
+	go func() { brokerDone <- b.Run(ctx) }()
+	defer func() { cancel(); <-brokerDone }()
+
+	dial := func() *rctest.Conn {
+		relay, err := srv.Dial(ctxTimeout(t, 5*time.Second), l.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(relay.Close)
+		return relay
+	}
+	relay := dial()
+	s, err := b.Next(ctxTimeout(t, 5*time.Second), rctest.DefaultServerURI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := newFactory(t, rc.ClientConfig{}).Build(ctxTimeout(t, 10*time.Second), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctxTimeout(t, 5*time.Second))
+	if err := readTime(c, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+
+	relay.Close()
+	waitDone(t, c)
+	dial()
+	s, err = b.Next(ctxTimeout(t, 5*time.Second), rctest.DefaultServerURI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if outcome, err := c.Resume(ctxTimeout(t, 10*time.Second), s); err != nil || outcome != rc.SessionResumed {
+		t.Fatalf("Resume = %v, %v", outcome, err)
+	}
+	if err := readTime(c, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestNotificationsAfterClose(t *testing.T) {
+	srv := newServer(t, rctest.Options{})
+	c, _ := build(t, newFactory(t, rc.ClientConfig{}), srv)
+	if err := c.Close(ctxTimeout(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	finishes(t, 5*time.Second, func() {
+		for range c.Notifications() {
+			t.Error("a notification after Close")
+		}
+	})
+	if _, err := c.Subscribe(ctxTimeout(t, time.Second), rc.SubscriptionParams{}); !errors.Is(err, rc.ErrClosed) {
+		t.Errorf("Subscribe after Close = %v, want ErrClosed", err)
+	}
+}

@@ -86,6 +86,19 @@ type ClientConfig struct {
 	// renews the token after 75% of it. Default DefaultChannelLifetime,
 	// minimum 10s.
 	ChannelLifetime time.Duration
+	// PublishRequests is how many Publish requests the publish engine keeps
+	// outstanding, so that notifications are not limited to one round trip
+	// each. Default DefaultPublishRequests.
+	PublishRequests int
+	// NotificationQueue is how many NotificationMessages may wait for the
+	// consumer of Client.Notifications before the engine stops asking for
+	// more (the server keeps them meanwhile). Default
+	// DefaultNotificationQueue.
+	NotificationQueue int
+	// OnPublishEvent receives the publish engine's events (stall, gap, recreated
+	// subscription). It is called from the engine's goroutines and must not
+	// block.
+	OnPublishEvent func(PublishEvent)
 	// Logger receives the client's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -156,6 +169,9 @@ func (c ClientConfig) Validate() error {
 			add("%s %s is negative", d.name, d.v)
 		}
 	}
+	if c.PublishRequests < 0 || c.NotificationQueue < 0 {
+		add("PublishRequests %d and NotificationQueue %d must not be negative", c.PublishRequests, c.NotificationQueue)
+	}
 	if c.ChannelLifetime > 0 && c.ChannelLifetime < minChannelLifetime {
 		add("ChannelLifetime %s is below %s", c.ChannelLifetime, minChannelLifetime)
 	}
@@ -187,6 +203,12 @@ func (c ClientConfig) withDefaults() ClientConfig {
 	setDuration(&c.RequestTimeout, DefaultRequestTimeout)
 	setDuration(&c.SessionTimeout, DefaultSessionTimeout)
 	setDuration(&c.ChannelLifetime, DefaultChannelLifetime)
+	if c.PublishRequests == 0 {
+		c.PublishRequests = DefaultPublishRequests
+	}
+	if c.NotificationQueue == 0 {
+		c.NotificationQueue = DefaultNotificationQueue
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}

@@ -1,0 +1,107 @@
+package natsbus
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/rcbridge/rcbridge/bridge"
+)
+
+// PublishPresence implements bridge.PresencePublisher.
+func (b *Bus) PublishPresence(ctx context.Context, p bridge.Presence) error {
+	if err := validSubject(p.Route); err != nil {
+		return fmt.Errorf("natsbus: presence: %w: %w", bridge.ErrInvalidMessage, err)
+	}
+	if b.kv != nil && !validKVKey(p.Key) {
+		return fmt.Errorf("natsbus: presence key %q: not a KV key: %w", p.Key, bridge.ErrInvalidMessage)
+	}
+	b.mu.Lock()
+	closing := b.closing
+	b.mu.Unlock()
+	if closing {
+		return fmt.Errorf("natsbus: presence: %w", bridge.ErrClosed)
+	}
+	return b.announce(ctx, p)
+}
+
+// announce records p as the latest presence of its route and sends it.
+func (b *Bus) announce(ctx context.Context, p bridge.Presence) error {
+	b.pmu.Lock()
+	defer b.pmu.Unlock()
+	b.presence[p.Route] = p
+	return b.sendPresence(ctx, p)
+}
+
+// sendPresence publishes p and, in JetStream mode, writes it to the
+// presence bucket. Caller holds pmu.
+func (b *Bus) sendPresence(ctx context.Context, p bridge.Presence) error {
+	payload, err := json.Marshal(p)
+	if err != nil {
+		return fmt.Errorf("natsbus: presence %q: %w", p.Route, err)
+	}
+	if !b.nc.IsConnected() {
+		return fmt.Errorf("natsbus: presence %q: %w", p.Route, bridge.ErrNotConnected)
+	}
+	ctx, cancel := withDefaultTimeout(ctx, b.o.FlushTimeout)
+	defer cancel()
+	if err := b.nc.Publish(p.Route, payload); err != nil {
+		return fmt.Errorf("natsbus: presence %q: %w", p.Route, natsErr(err))
+	}
+	if err := b.nc.FlushWithContext(ctx); err != nil {
+		return fmt.Errorf("natsbus: presence %q: %w", p.Route, natsErr(err))
+	}
+	if b.kv != nil {
+		if _, err := b.kv.Put(ctx, p.Key, payload); err != nil {
+			return fmt.Errorf("natsbus: presence bucket key %q: %w", p.Key, natsErr(err))
+		}
+	}
+	return nil
+}
+
+// republish sends every recorded presence again after a reconnect; the
+// bridge's own status says online since now.
+func (b *Bus) republish() {
+	b.pmu.Lock()
+	defer b.pmu.Unlock()
+	if self := b.o.Self; self != nil {
+		if p, ok := b.presence[self.Route]; ok && p.State == bridge.Online {
+			p.Since = time.Now()
+			b.presence[self.Route] = p
+		}
+	}
+	for _, p := range b.presence {
+		ctx, cancel := context.WithTimeout(b.base, b.o.FlushTimeout)
+		err := b.sendPresence(ctx, p)
+		cancel()
+		if err != nil {
+			b.log.Warn("presence not re-sent; retrying", "route", p.Route, "err", err)
+			b.repub.Store(true)
+			time.AfterFunc(time.Second, b.poke)
+			return
+		}
+	}
+}
+
+// withDefaultTimeout gives ctx a deadline when it has none (nats.go's
+// flush needs one).
+func withDefaultTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, d)
+}
+
+// natsErr maps nats.go's "cannot send now" errors to ErrNotConnected.
+func natsErr(err error) error {
+	switch {
+	case errors.Is(err, nats.ErrReconnectBufExceeded), errors.Is(err, nats.ErrConnectionReconnecting),
+		errors.Is(err, nats.ErrConnectionClosed), errors.Is(err, nats.ErrConnectionDraining):
+		return fmt.Errorf("%w: %w", bridge.ErrNotConnected, err)
+	}
+	return err
+}

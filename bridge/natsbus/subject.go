@@ -1,0 +1,157 @@
+package natsbus
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+)
+
+// errSubject is the reason wrapped by subject validation errors.
+var errSubject = errors.New("not a literal NATS subject")
+
+// validSubject checks that s is a literal subject: dot-separated non-empty
+// tokens without wildcards or whitespace.
+func validSubject(s string) error {
+	return checkSubject(s, false)
+}
+
+// validFilter is validSubject that also allows the wildcards * and >.
+func validFilter(s string) error {
+	return checkSubject(s, true)
+}
+
+func checkSubject(s string, wildcards bool) error {
+	if s == "" {
+		return fmt.Errorf("subject %q: empty: %w", s, errSubject)
+	}
+	start := 0
+	for i := 0; i <= len(s); i++ {
+		if i < len(s) {
+			c := s[i]
+			switch c {
+			case ' ', '\t', '\r', '\n', 0:
+				return fmt.Errorf("subject %q: whitespace or NUL at byte %d: %w", s, i, errSubject)
+			case '*', '>':
+				if !wildcards {
+					return fmt.Errorf("subject %q: wildcard %q at byte %d: %w", s, c, i, errSubject)
+				}
+			}
+			if c != '.' {
+				continue
+			}
+		}
+		tok := s[start:i]
+		switch {
+		case tok == "":
+			return fmt.Errorf("subject %q: empty token at byte %d: %w", s, start, errSubject)
+		case strings.ContainsAny(tok, "*>") && len(tok) > 1:
+			return fmt.Errorf("subject %q: wildcard inside token %q: %w", s, tok, errSubject)
+		case tok == ">":
+			if i != len(s) {
+				return fmt.Errorf("subject %q: '>' must be the last token: %w", s, errSubject)
+			}
+		}
+		start = i + 1
+	}
+	return nil
+}
+
+// validKVKey reports whether k is a JetStream KV key: [-/_=.a-zA-Z0-9]+,
+// not starting or ending with '.'.
+func validKVKey(k string) bool {
+	if k == "" || strings.HasPrefix(k, ".") || strings.HasSuffix(k, ".") {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case c == '-', c == '/', c == '_', c == '=', c == '.':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// validName reports whether n is a stream or bucket name: letters, digits,
+// '-' and '_'.
+func validName(n string) bool {
+	if n == "" {
+		return false
+	}
+	for i := 0; i < len(n); i++ {
+		c := n[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// subjectMatches reports whether the literal subject matches filter, which
+// may hold the wildcards * (one token) and > (one or more final tokens).
+func subjectMatches(filter, subject string) bool {
+	for {
+		ft, frest, fmore := strings.Cut(filter, ".")
+		st, srest, smore := strings.Cut(subject, ".")
+		switch {
+		case ft == ">":
+			return true
+		case ft != "*" && ft != st:
+			return false
+		case fmore != smore:
+			return false
+		case !fmore:
+			return true
+		}
+		filter, subject = frest, srest
+	}
+}
+
+// maxCapturedCache bounds the subjects captureCache remembers; beyond it
+// every check matches the filters again.
+const maxCapturedCache = 1 << 16
+
+// captureCache answers whether the JetStream stream captures a subject,
+// remembering the answers. Safe for concurrent use.
+type captureCache struct {
+	mu      sync.RWMutex
+	filters []string
+	known   map[string]bool
+}
+
+// set replaces the stream's subject filters.
+func (c *captureCache) set(filters []string) {
+	c.mu.Lock()
+	c.filters = slices.Clone(filters)
+	c.known = make(map[string]bool)
+	c.mu.Unlock()
+}
+
+// captures reports whether subject matches one of the filters.
+func (c *captureCache) captures(subject string) bool {
+	c.mu.RLock()
+	v, ok := c.known[subject]
+	filters := c.filters
+	c.mu.RUnlock()
+	if ok {
+		return v
+	}
+	for _, f := range filters {
+		if subjectMatches(f, subject) {
+			v = true
+			break
+		}
+	}
+	c.mu.Lock()
+	if len(c.known) < maxCapturedCache {
+		c.known[subject] = v
+	}
+	c.mu.Unlock()
+	return v
+}
