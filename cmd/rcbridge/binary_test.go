@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 )
 
 // proc is a started executable whose stderr is collected line by line.
@@ -93,20 +95,37 @@ func (p *proc) stop(t *testing.T, within time.Duration) (error, time.Duration) {
 	return nil, 0
 }
 
-// TestBinarySignals runs the real rcbridge with the embedded bus and a real
-// rcsim dialing it; both stop cleanly on SIGTERM, rcbridge within its
-// shutdown deadline.
-func TestBinarySignals(t *testing.T) {
+// TestBinary runs the real rcbridge with the embedded bus and a real rcsim
+// dialing it: the simulator's values and presence arrive on the bus, a
+// write goes back to it, and both stop cleanly on SIGTERM, rcbridge within
+// its shutdown deadline and saying the server went offline.
+func TestBinary(t *testing.T) {
 	bridge, sim := binaries.path(t, "./cmd/rcbridge"), binaries.path(t, "./cmd/rcsim")
 	dir := t.TempDir()
-	cfg := writeFile(t, dir, "c.toml", testConfig(dir)+"\n[log]\nformat = \"json\"\n")
+	cfg := writeFile(t, dir, "c.toml", testConfig(dir)+`
+[[map]]
+servers = "urn:test:line1"
+node = "nsu=urn:rcbridge:sim;s=SetPoint"
+name = "setpoint"
+writable = true
+
+[log]
+format = "json"
+`)
 	b := startProc(t, dir, bridge, "-config", cfg, "-shutdown-timeout", "5s")
 	running := b.waitLine(t, "rcbridge running")
 	listener, _ := running["listener"].(string)
 	httpAddr, _ := running["http"].(string)
-	if listener == "" || httpAddr == "" {
+	busURL, _ := running["bus_url"].(string)
+	if listener == "" || httpAddr == "" || busURL == "" {
 		t.Fatalf("running line without addresses: %v", running)
 	}
+	nc, err := nats.Connect(busURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	msgs := record(t, nc, "rcbridge.>")
 	for _, f := range []string{generatedCertificate, generatedKey} {
 		if _, err := os.Stat(filepath.Join(dir, "pki", f)); err != nil {
 			t.Errorf("generated certificate: %v", err)
@@ -119,8 +138,20 @@ func TestBinarySignals(t *testing.T) {
 	waitFor(t, "the admission", func() bool {
 		return metric(t, base, `rcbridge_admissions_total{outcome="accepted"}`) != "0"
 	})
-	if line1 := servers(t, base)["urn:test:line1"]; line1.LastAdmission == nil {
-		t.Errorf("line1 after admission: %+v", line1)
+	msgs.await(t, "rcbridge.status.line1", `"state":"online"`)
+	msgs.await(t, "rcbridge.line1.counter1", `"type":"Int32"`)
+	msgs.await(t, "rcbridge.line1.setpoint", `"value":20`)
+	reply, err := nc.Request("rcbridge.line1.setpoint.set", []byte(`{"id":"t-1","value":55.5}`), 10*time.Second)
+	if err != nil || !strings.Contains(string(reply.Data), `"ok":true`) || !strings.Contains(string(reply.Data), `"id":"t-1"`) {
+		t.Fatalf("set point command: %v %s", err, replyData(reply))
+	}
+	msgs.await(t, "rcbridge.line1.setpoint", `"value":55.5`)
+	reply, err = nc.Request("rcbridge.line1.setpoint.set", []byte(`{"id":"t-2","value":500}`), 10*time.Second)
+	if err != nil || !strings.Contains(string(reply.Data), `"ok":false`) || !strings.Contains(string(reply.Data), "BadOutOfRange") {
+		t.Errorf("out-of-range set point: %v %s", err, replyData(reply))
+	}
+	if line1 := servers(t, base)["urn:test:line1"]; line1.LastAdmission == nil || line1.State != stateOnline {
+		t.Errorf("line1: %+v", line1)
 	}
 
 	err, took := b.stop(t, 10*time.Second)
@@ -130,7 +161,15 @@ func TestBinarySignals(t *testing.T) {
 	if !strings.Contains(b.log.String(), `"msg":"stopped"`) {
 		t.Errorf("no clean stop in the log:\n%s", b.log.String())
 	}
+	msgs.await(t, "rcbridge.status.line1", `"state":"offline"`)
 	if err, _ := s.stop(t, 10*time.Second); err != nil {
 		t.Errorf("rcsim after SIGTERM: %v\n%s", err, s.log.String())
 	}
+}
+
+func replyData(m *nats.Msg) string {
+	if m == nil {
+		return ""
+	}
+	return string(m.Data)
 }

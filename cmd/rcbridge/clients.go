@@ -72,7 +72,8 @@ func writeClientCertificate(c config.Client, certFile, keyFile string, hosts []s
 }
 
 // clientConfigs returns the rc.ClientConfig of every configured server, by
-// ServerUri, reading pinned certificates, user certificates and passwords.
+// ServerUri (for rcsource, which makes one rc.Factory per server), reading
+// pinned certificates, user certificates and passwords.
 // Every problem is reported, each naming its server.
 func clientConfigs(cfg *config.Config, kp rc.KeyPair, lookupEnv func(string) (string, bool), log *slog.Logger) (map[string]rc.ClientConfig, error) {
 	out := make(map[string]rc.ClientConfig, len(cfg.Servers))
@@ -126,16 +127,17 @@ func clientConfig(c config.Client, s config.Server, kp rc.KeyPair, lookupEnv fun
 		return rc.ClientConfig{}, fmt.Errorf("identity: %w", err)
 	}
 	return rc.ClientConfig{
-		SecurityPolicy:  policy,
-		SecurityMode:    mode,
-		KeyPair:         kp,
-		ApplicationURI:  c.ApplicationURI,
-		ApplicationName: c.ApplicationName,
-		Trust:           trust,
-		Identity:        id,
-		RequestTimeout:  c.RequestTimeout.D(),
-		SessionTimeout:  c.SessionTimeout.D(),
-		Logger:          log,
+		SecurityPolicy:    policy,
+		SecurityMode:      mode,
+		KeyPair:           kp,
+		ApplicationURI:    c.ApplicationURI,
+		ApplicationName:   c.ApplicationName,
+		Trust:             trust,
+		Identity:          id,
+		RequestTimeout:    c.RequestTimeout.D(),
+		SessionTimeout:    c.SessionTimeout.D(),
+		NotificationQueue: s.NotificationQueueSize,
+		Logger:            log,
 	}, nil
 }
 
@@ -155,20 +157,4 @@ func identity(id config.Identity, lookupEnv func(string) (string, bool)) (rc.Ide
 		return rc.CertificateIdentity(kp.Certificate, kp.PrivateKey), nil
 	}
 	return rc.AnonymousIdentity(), nil
-}
-
-// newFactories returns one rc.Factory per configured server: the bridge's
-// supervisors build their sessions with them.
-func newFactories(ccs map[string]rc.ClientConfig) (map[string]*rc.Factory, error) {
-	out := make(map[string]*rc.Factory, len(ccs))
-	var errs []error
-	for uri, cc := range ccs {
-		f, err := rc.NewFactory(cc)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("server %q: %w", uri, err))
-			continue
-		}
-		out[uri] = f
-	}
-	return out, errors.Join(errs...)
 }

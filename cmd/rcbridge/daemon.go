@@ -7,9 +7,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/rcbridge/rcbridge/bridge"
+	"github.com/rcbridge/rcbridge/bridge/rcsource"
 	"github.com/rcbridge/rcbridge/cmd/internal/config"
 	"github.com/rcbridge/rcbridge/mapping"
 	"github.com/rcbridge/rcbridge/rc"
@@ -40,26 +43,24 @@ type addrs struct {
 }
 
 // daemon is one run of rcbridge: the parts, started in order and stopped
-// in reverse.
-//
-// The bridge (package bridge: per-server supervisors taking sessions from
-// the broker, building clients with the factories, publishing through the
-// bus adapter, reporting into the registry and the metrics) slots in
-// between the broker and the bus: see serve and shutdown.
+// in reverse. The listener admits reverse connections; the broker sorts
+// them by server; the bridge (one supervisor per server) takes them,
+// builds the OPC UA sessions through rcsource, and publishes through the
+// bus adapter, reporting into the registry and the metrics.
 type daemon struct {
 	cfg *config.Config
 	o   runOptions
 	log *slog.Logger
 
-	table     *mapping.Table
-	reg       *registry
-	m         *metrics
-	factories map[string]*rc.Factory // by ServerUri, for the bridge
+	table *mapping.Table
+	reg   *registry
+	m     *metrics
 
 	embedded *embeddedNATS // nil unless [bus] kind = "embedded"
-	bus      busClient
+	bus      bridge.Bus
 	ln       *rc.Listener
 	broker   *rc.Broker
+	bridge   *bridge.Bridge
 	httpSrv  *http.Server
 	httpLn   net.Listener
 
@@ -93,30 +94,28 @@ func (d *daemon) start(ctx context.Context) error {
 		keys[s.URI] = s.Key
 	}
 	d.reg = newRegistry(cfg.Servers, keys, time.Now)
+	for _, s := range table.Servers() {
+		d.reg.setItems(s.URI, publishedItems(table, s.URI))
+	}
 	d.m = newMetrics(d.o.version, d.reg.states)
 
 	kp, err := clientKeyPair(cfg.Client, log)
 	if err != nil {
 		return err
 	}
-	ccs, err := clientConfigs(cfg, kp, d.o.lookupEnv, log.With("component", "client"))
+	clients, err := clientConfigs(cfg, kp, d.o.lookupEnv, log.With("component", "client"))
 	if err != nil {
 		return err
 	}
-	if d.factories, err = newFactories(ccs); err != nil {
-		return err
-	}
 
+	setup := busSetup{table: table, lookupEnv: d.o.lookupEnv, metrics: d.m.busMetrics(), log: log}
 	if cfg.Bus.Kind == config.BusEmbedded {
 		if d.embedded, err = startEmbedded(cfg.Bus.Embedded, log); err != nil {
 			return err
 		}
+		setup.embeddedURL = d.embedded.ClientURL()
 	}
-	busCfg := cfg.Bus
-	if d.embedded != nil {
-		busCfg.Embedded.Address = d.embedded.srv.Addr().String()
-	}
-	if d.bus, err = dialBus(busCfg, "rcbridge", true, d.o.lookupEnv, log.With("component", "bus")); err != nil {
+	if d.bus, err = openBus(ctx, cfg, setup); err != nil {
 		return err
 	}
 
@@ -153,6 +152,26 @@ func (d *daemon) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	src, err := rcsource.New(rcsource.Config{Sessions: d.broker, Clients: clients, Logger: log.With("component", "source")})
+	if err != nil {
+		return err
+	}
+	d.bridge, err = bridge.New(bridge.Config{
+		Table:           table,
+		Servers:         serverConfigs(cfg),
+		Source:          src,
+		Publisher:       d.bus,
+		Presence:        d.bus,
+		Commands:        d.bus,
+		ResumeTimeout:   cfg.Client.SessionTimeout.D(),
+		CommandTimeout:  cfg.Client.RequestTimeout.D(),
+		ShutdownTimeout: d.o.shutdownTimeout / 2, // the rest is for draining the bus
+		Logger:          log.With("component", "bridge"),
+		Metrics:         d.m.bridgeMetrics(d.reg, time.Now),
+	})
+	if err != nil {
+		return err
+	}
 
 	if cfg.HTTP.Address != "" {
 		var lc net.ListenConfig
@@ -182,7 +201,40 @@ func (d *daemon) checks() []check {
 	if d.embedded != nil {
 		cs = append(cs, check{"embedded_nats", d.embedded.Ready})
 	}
-	return append(cs, check{"bus", d.bus.Ready})
+	return append(cs, check{"bus", d.bus.Ready}, check{"bridge", func() error {
+		select {
+		case <-d.bridge.Done():
+			return errors.New("stopped")
+		default:
+			return nil
+		}
+	}})
+}
+
+// serverConfigs are the bridge's per-server settings.
+func serverConfigs(cfg *config.Config) []bridge.ServerConfig {
+	out := make([]bridge.ServerConfig, len(cfg.Servers))
+	for i, s := range cfg.Servers {
+		out[i] = bridge.ServerConfig{
+			URI:                     s.URI,
+			PublishingInterval:      s.PublishingInterval.D(),
+			MaxItemsPerSubscription: s.MaxItemsPerSubscription,
+			CommandRate:             s.CommandRate,
+			CommandBurst:            s.CommandBurst,
+		}
+	}
+	return out
+}
+
+// publishedItems counts the items of a server that publish data.
+func publishedItems(table *mapping.Table, uri string) int {
+	n := 0
+	for _, it := range table.For(uri) {
+		if it.Route != "" {
+			n++
+		}
+	}
+	return n
 }
 
 func (d *daemon) addrs() addrs {
@@ -191,7 +243,7 @@ func (d *daemon) addrs() addrs {
 		a.Bus = d.embedded.ClientURL()
 	}
 	if d.cfg.Bus.Kind == config.BusMQTT {
-		a.Bus = fmt.Sprint(d.cfg.Bus.MQTT.Brokers)
+		a.Bus = strings.Join(d.cfg.Bus.MQTT.Brokers, ",")
 	}
 	if d.httpLn != nil {
 		a.HTTP = d.httpLn.Addr().String()
@@ -205,6 +257,7 @@ func (d *daemon) serve(ctx context.Context) error {
 	runCtx, stopRun := context.WithCancel(context.Background())
 	defer stopRun()
 	g, gctx := errgroup.WithContext(runCtx)
+	g.Go(func() error { return d.bridge.Run(gctx) })
 	g.Go(func() error {
 		err := d.broker.Run(gctx)
 		if err != nil && d.stopping.Load() {
@@ -221,9 +274,6 @@ func (d *daemon) serve(ctx context.Context) error {
 			return nil
 		})
 	}
-	// The bridge runs here once it is wired: g.Go(func() error { return
-	// bridge.Run(gctx) }), fed by d.broker, d.factories, d.table and the
-	// bus adapter that replaces d.bus.
 	a := d.addrs()
 	d.log.Info("rcbridge running", "version", d.o.version, "listener", a.Listener, "http", a.HTTP,
 		"bus", d.cfg.Bus.Kind.String(), "bus_url", a.Bus, "servers", len(d.cfg.Servers))
@@ -249,14 +299,19 @@ func (d *daemon) serve(ctx context.Context) error {
 }
 
 // shutdown stops the parts in order, gracefully until deadline is done,
-// then forcefully: stop admitting, (the bridge closes its sessions), stop
-// the broker (held sockets are refused with Bad_TcpServerTooBusy), drain
-// the bus, stop the embedded NATS server, stop HTTP.
+// then forcefully: stop admitting, stop the bridge (it closes the sessions
+// and publishes every server offline) and the broker (held sockets are
+// refused with Bad_TcpServerTooBusy), drain the bus, stop the embedded
+// NATS server, stop HTTP.
 func (d *daemon) shutdown(deadline context.Context, stopRun context.CancelFunc, g *errgroup.Group) error {
 	d.stopping.Store(true)
 	began := time.Now()
 	_ = d.ln.Close()
 	stopRun()
+	select {
+	case <-d.bridge.Done():
+	case <-deadline.Done():
+	}
 	waited := make(chan error, 1)
 	go func() { waited <- g.Wait() }()
 	d.closeAll(deadline)

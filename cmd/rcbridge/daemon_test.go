@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -42,6 +43,7 @@ security_mode = "SignAndEncrypt"
 [client]
 certificate_dir = %[1]q
 trust_dir = %[2]q
+session_timeout = "2s"           # how long a dropped session may be resumed
 
 [bus]
 kind = "embedded"
@@ -120,6 +122,52 @@ func startDaemonTimeout(t *testing.T, toml string, shutdown time.Duration) *daem
 		}
 	})
 	return d
+}
+
+// recorder keeps every message of a NATS subscription.
+type recorder struct {
+	mu     sync.Mutex
+	msgs   []*nats.Msg
+	cursor map[string]int // per subject: where the next await starts
+}
+
+// record subscribes to subject on nc.
+func record(t *testing.T, nc *nats.Conn, subject string) *recorder {
+	t.Helper()
+	r := &recorder{cursor: map[string]int{}}
+	if _, err := nc.Subscribe(subject, func(m *nats.Msg) {
+		r.mu.Lock()
+		r.msgs = append(r.msgs, m)
+		r.mu.Unlock()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// await waits for a message on subject containing want, after the one the
+// previous await on that subject found: successive awaits check order.
+func (r *recorder) await(t *testing.T, subject, want string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		r.mu.Lock()
+		for i := r.cursor[subject]; i < len(r.msgs); i++ {
+			if m := r.msgs[i]; m.Subject == subject && strings.Contains(string(m.Data), want) {
+				r.cursor[subject] = i + 1
+				r.mu.Unlock()
+				return
+			}
+		}
+		r.mu.Unlock()
+		if time.Now().After(deadline) {
+			t.Fatalf("no message on %s containing %s", subject, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func get(t *testing.T, url string) (int, string, http.Header) {
@@ -206,30 +254,58 @@ func TestDaemonHTTP(t *testing.T) {
 		t.Errorf("build_info = %s", v)
 	}
 
-	// An allowed server is admitted (the broker holds the socket until its
-	// hold time ends, nobody claiming it yet); an unknown one is refused; a
-	// configured one with a bad EndpointUrl too, which the registry notes.
-	srv, err := rctest.NewServer(rctest.Options{ServerURI: "urn:test:line1", EndpointURL: "opc.tcp://plc.invalid:4840"})
+	// An allowed server is admitted, gets its session and publishes; an
+	// unknown one is refused; a configured one with a bad EndpointUrl
+	// too, which the registry notes.
+	nc, err := nats.Connect(d.addrs.Bus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	msgs := record(t, nc, "rcbridge.>")
+	srv, err := rctest.NewServer(rctest.Options{ServerURI: "urn:test:line1", EndpointURL: "opc.tcp://plc.invalid:4840", NamespaceURI: "urn:rcbridge:sim"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer srv.Close()
+	srv.AddVariable("Counter1", int32(42), false)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if _, err := srv.Dial(ctx, d.addrs.Listener); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the admission", func() bool {
-		return metric(t, base, `rcbridge_admissions_total{outcome="accepted"}`) == "1"
-	})
+	waitFor(t, "line1 online", func() bool { return servers(t, base)["urn:test:line1"].State == stateOnline })
 	line1 = servers(t, base)["urn:test:line1"]
 	if line1.LastAdmission == nil || line1.LastAdmission.Before(before) || !strings.HasPrefix(line1.RemoteAddress, "127.0.0.1:") ||
-		line1.EndpointURL != "opc.tcp://plc.invalid:4840" {
-		t.Errorf("line1 after admission: %+v", line1)
+		line1.EndpointURL != "opc.tcp://plc.invalid:4840" || line1.Items != 1 || !line1.Since.After(before) {
+		t.Errorf("line1 online: %+v", line1)
 	}
-	waitFor(t, "the unclaimed socket to be dropped after the hold time", func() bool {
-		return metric(t, base, `rcbridge_admissions_total{outcome="dropped"}`) == "1"
+	for series, want := range map[string]string{
+		`rcbridge_admissions_total{outcome="accepted"}`: "1",
+		`rcbridge_sessions{state="online"}`:             "1",
+		`rcbridge_sessions{state="offline"}`:            "1",
+		`rcbridge_sessions_total`:                       "1",
+	} {
+		if v := metric(t, base, series); v != want {
+			t.Errorf("%s = %s, want %s", series, v, want)
+		}
+	}
+	msgs.await(t, "rcbridge.status.line1", `"state":"online"`)
+	msgs.await(t, "rcbridge.line1.counter1", `"value":42`)
+	waitFor(t, "the notification counted", func() bool {
+		return metric(t, base, "rcbridge_notifications_total") != "0" && servers(t, base)["urn:test:line1"].Notifications > 0
 	})
+
+	// The server goes away: resuming, then offline after the session
+	// timeout; the resume histogram records how long it was resuming.
+	srv.Close()
+	msgs.await(t, "rcbridge.status.line1", `"state":"resuming"`)
+	msgs.await(t, "rcbridge.status.line1", `"state":"offline"`)
+	waitFor(t, "line1 offline", func() bool { return servers(t, base)["urn:test:line1"].State == stateOffline })
+	if v := metric(t, base, `rcbridge_resume_seconds_count{end="offline"}`); v != "1" {
+		t.Errorf("resume_seconds_count{end=offline} = %s, want 1", v)
+	}
+
 	for _, h := range []rc.Hello{
 		{ServerURI: "urn:test:unknown", EndpointURL: "opc.tcp://x:1"},
 		{ServerURI: "urn:test:press", EndpointURL: "http://press:80"},

@@ -3,43 +3,51 @@ package main
 import (
 	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/rcbridge/rcbridge/bridge"
 	"github.com/rcbridge/rcbridge/rc"
 )
 
 // Label values of the metrics, space-separated. Labels are low-cardinality
-// only: outcomes, states and queue names, never servers, nodes, subjects or
+// only: outcomes, states and kinds, never servers, nodes, subjects or
 // topics (the per-server figures are in /api/v1/servers).
 const (
 	admissionOutcomes = "accepted rejected malformed timed_out evicted dropped"
-	commandOutcomes   = "ok bad_status invalid not_allowed offline rate_limited failed"
-	dropQueues        = "notifications commands"
+	commandOutcomes   = "ok bad_status refused rate_limited busy unrouted"
+	dropKinds         = "data commands refusals"
+	resumeOutcomes    = "resumed recreated failed"
+	resumeEnds        = "online offline"
 )
 
 // metrics are the daemon's Prometheus metrics (see README, "Metrics and
-// HTTP endpoints"). The admission counters are fed by the listener's
-// observer, the sessions gauge by the server registry; the data-path
-// counters are fed by the bridge and the bus adapter.
+// HTTP endpoints"). The listener's observer feeds the admissions, the
+// registry the sessions gauge, the bus adapter and the bridge the rest
+// through their hooks (busMetrics, bridgeMetrics).
 type metrics struct {
 	reg *prometheus.Registry
 
 	admissions *prometheus.CounterVec // outcome
-	// notifications counts data changes received from servers.
-	notifications prometheus.Counter
-	// published and confirmed count bus messages written and confirmed by
-	// the bus (JetStream ack, MQTT PUBACK/PUBCOMP, core NATS flush);
-	// retried, failed and lost count re-sends, given-up and lost messages.
+	// sessions counts OPC UA sessions set up, setupFailures the setups
+	// that failed; resumes counts moves onto a new connection by outcome.
+	sessions, setupFailures prometheus.Counter
+	resumes                 *prometheus.CounterVec // outcome
+	// notifications counts NotificationMessages received from servers,
+	// acknowledged those acknowledged after the bus confirmed them,
+	// duplicates those received again after a resume (not published
+	// twice), gaps the gap events.
+	notifications, acknowledged, duplicates, gaps prometheus.Counter
+	// published … lost count bus messages (data, presence, replies).
 	published, confirmed, retried, failed, lost prometheus.Counter
 	busReconnects                               prometheus.Counter
-	// acknowledged counts NotificationMessages acknowledged to servers
-	// (only after the bus confirmed them).
-	acknowledged prometheus.Counter
-	drops        *prometheus.CounterVec // queue
-	commands     *prometheus.CounterVec // outcome
-	// resume observes how long moving a session onto a new socket took.
-	resume *prometheus.HistogramVec // outcome: resumed, recreated
+	drops                                       *prometheus.CounterVec // kind
+	commands                                    *prometheus.CounterVec // outcome
+	// resume observes how long a server stayed "resuming": from its
+	// connection drop until it was online again or given up.
+	resume *prometheus.HistogramVec // end: online, offline
 }
 
 func newMetrics(version string, sessions func() map[string]int) *metrics {
@@ -61,21 +69,29 @@ func newMetrics(version string, sessions func() map[string]int) *metrics {
 	m := &metrics{
 		reg:           reg,
 		admissions:    vec("admissions_total", "Reverse connections by admission outcome.", "outcome", admissionOutcomes),
-		notifications: counter("notifications_total", "Data changes received from OPC UA servers."),
+		sessions:      counter("sessions_total", "OPC UA sessions set up."),
+		setupFailures: counter("session_setup_failures_total", "OPC UA session setups that failed after the connection was admitted."),
+		resumes:       vec("resumes_total", "Sessions moved onto a server's next connection: resumed (same session), recreated (the server had lost it), failed.", "outcome", resumeOutcomes),
+		notifications: counter("notifications_total", "NotificationMessages received from OPC UA servers."),
+		acknowledged:  counter("acknowledged_notifications_total", "NotificationMessages acknowledged to OPC UA servers, each only after the bus confirmed all of it."),
+		duplicates:    counter("duplicate_notifications_total", "NotificationMessages received again after a resume: acknowledged, not published twice."),
+		gaps:          counter("gaps_total", "Gap events: data a server could no longer deliver."),
 		published:     counter("bus_published_messages_total", "Messages written to the bus, re-sends included."),
 		confirmed:     counter("bus_confirmed_messages_total", "Messages the bus confirmed (JetStream ack, MQTT PUBACK/PUBCOMP, core NATS flush)."),
 		retried:       counter("bus_retried_messages_total", "Messages sent again after a lost confirmation."),
 		failed:        counter("bus_failed_messages_total", "Messages of batches the bus adapter gave up on."),
 		lost:          counter("bus_lost_messages_total", "MQTT QoS 0 messages whose write failed."),
 		busReconnects: counter("bus_reconnects_total", "Reconnections to the bus."),
-		acknowledged:  counter("acknowledged_notification_messages_total", "NotificationMessages acknowledged to OPC UA servers after the bus confirmed them."),
-		drops:         vec("dropped_total", "Items dropped because a bounded queue was full.", "queue", dropQueues),
+		drops:         vec("dropped_total", "Dropped items: data changes that could not be published, commands and refusals that found their bounded queue full.", "kind", dropKinds),
 		commands:      vec("commands_total", "Commands from the bus by outcome.", "outcome", commandOutcomes),
 		resume: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "rcbridge", Name: "resume_seconds",
-			Help:    "Time from a server's new socket to its session publishing again.",
-			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
-		}, []string{"outcome"}),
+			Help:    "How long a server stayed resuming: from its connection drop until online again (end=online) or given up (end=offline).",
+			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300},
+		}, []string{"end"}),
+	}
+	for _, e := range strings.Fields(resumeEnds) {
+		m.resume.WithLabelValues(e)
 	}
 	reg.MustRegister(m.resume)
 	for _, s := range allStates() {
@@ -98,5 +114,74 @@ func (m *metrics) observeAdmission(e rc.Event) {
 	outcome := strings.ReplaceAll(e.Kind.String(), "-", "_") // timed-out → timed_out
 	if slices.Contains(strings.Fields(admissionOutcomes), outcome) {
 		m.admissions.WithLabelValues(outcome).Inc()
+	}
+}
+
+// add returns a bridge.Counter adding to the counters cs.
+func add(cs ...prometheus.Counter) bridge.Counter {
+	return func(n uint64) {
+		for _, c := range cs {
+			c.Add(float64(n))
+		}
+	}
+}
+
+// busMetrics are the bus adapter's hooks.
+func (m *metrics) busMetrics() bridge.BusMetrics {
+	return bridge.BusMetrics{
+		Published:       add(m.published),
+		Confirmed:       add(m.confirmed),
+		Retried:         add(m.retried),
+		Failed:          add(m.failed),
+		Lost:            add(m.lost),
+		Reconnects:      add(m.busReconnects),
+		CommandsDropped: add(m.drops.WithLabelValues("commands")),
+	}
+}
+
+// bridgeMetrics are the bridge's hooks: the counters without server
+// labels, and per server into the registry (traffic totals and rates,
+// state, resume durations).
+func (m *metrics) bridgeMetrics(reg *registry, now func() time.Time) bridge.Metrics {
+	var mu sync.Mutex
+	resumingSince := make(map[string]time.Time) // by server key
+	return bridge.Metrics{
+		Server: func(key string) bridge.ServerMetrics {
+			uri := reg.uriOf(key)
+			return bridge.ServerMetrics{
+				Sessions:        add(m.sessions),
+				SetupFailures:   add(m.setupFailures),
+				Resumes:         add(m.resumes.WithLabelValues("resumed")),
+				Recreated:       add(m.resumes.WithLabelValues("recreated")),
+				ResumeFailures:  add(m.resumes.WithLabelValues("failed")),
+				Notifications:   func(n uint64) { m.notifications.Add(float64(n)); reg.addNotifications(uri, n) },
+				Acknowledged:    add(m.acknowledged),
+				Duplicates:      add(m.duplicates),
+				Published:       func(n uint64) { reg.addPublished(uri, n) },
+				Dropped:         add(m.drops.WithLabelValues("data")),
+				Gaps:            add(m.gaps),
+				Commands:        add(m.commands.WithLabelValues("ok")),
+				CommandsBad:     add(m.commands.WithLabelValues("bad_status")),
+				CommandsRefused: add(m.commands.WithLabelValues("refused")),
+				CommandsLimited: add(m.commands.WithLabelValues("rate_limited")),
+				CommandsBusy:    add(m.commands.WithLabelValues("busy")),
+			}
+		},
+		State: func(key string, st bridge.PresenceState) {
+			t := now()
+			reg.setState(reg.uriOf(key), st.String())
+			mu.Lock()
+			defer mu.Unlock()
+			began, resuming := resumingSince[key]
+			switch {
+			case st == bridge.Resuming:
+				resumingSince[key] = t
+			case resuming:
+				delete(resumingSince, key)
+				m.resume.WithLabelValues(st.String()).Observe(t.Sub(began).Seconds())
+			}
+		},
+		CommandsUnrouted: add(m.commands.WithLabelValues("unrouted")),
+		RejectsDropped:   add(m.drops.WithLabelValues("refusals")),
 	}
 }

@@ -33,7 +33,8 @@ const (
 // errors and traffic. All methods are safe for concurrent use and never
 // block for long: they are called from admission and publish paths.
 type registry struct {
-	now func() time.Time
+	now   func() time.Time
+	byKey map[string]string // ServerUri by server key
 
 	mu      sync.Mutex
 	order   []string                // ServerUris in configuration order
@@ -86,7 +87,10 @@ type rates struct {
 }
 
 func newRegistry(servers []config.Server, keys map[string]string, now func() time.Time) *registry {
-	r := &registry{now: now, servers: make(map[string]*serverEntry, len(servers))}
+	r := &registry{now: now, servers: make(map[string]*serverEntry, len(servers)), byKey: make(map[string]string, len(keys))}
+	for uri, key := range keys {
+		r.byKey[key] = uri
+	}
 	t := now()
 	for _, s := range servers {
 		r.order = append(r.order, s.URI)
@@ -103,6 +107,9 @@ func newRegistry(servers []config.Server, keys map[string]string, now func() tim
 	}
 	return r
 }
+
+// uriOf returns the ServerUri of a server key ("" if unknown).
+func (r *registry) uriOf(key string) string { return r.byKey[key] }
 
 // update runs f on the entry of uri, if it is a configured server.
 func (r *registry) update(uri string, f func(e *serverEntry, now time.Time)) {

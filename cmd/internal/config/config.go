@@ -193,7 +193,8 @@ func (n NATS) TokenRef() SecretRef { return SecretRef{File: n.TokenFile, Env: n.
 // JetStream configures persistence on NATS (kinds "nats" and "embedded").
 type JetStream struct {
 	Enabled bool `koanf:"enabled"`
-	// Stream is created if absent, capturing "<prefix>.>".
+	// Stream is created if absent, capturing the data, status and events
+	// subjects (never the command subjects: the stream would answer them).
 	Stream string `koanf:"stream"`
 	// StatusBucket is the KV bucket for presence.
 	StatusBucket string `koanf:"status_bucket"`
