@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rcbridge/rcbridge/rc"
 )
@@ -149,5 +150,28 @@ certificate_dir = "`+filepath.Join(dir, "pki")+`"
 	}
 	if code, _, _ := runCLI(t, context.Background(), nil, "gen-cert", "-cert", c2); code != exitUsage {
 		t.Errorf("-cert without -key: exit %d", code)
+	}
+}
+
+func TestFormatMessage(t *testing.T) {
+	at := time.Date(2025, 1, 2, 15, 4, 5, 678_000_000, time.Local)
+	data := []byte(`{"server":"urn:a","name":"t","value": 24.5,"type":"Double","status":{"code":0,"name":"Good"},"sourceTimestamp":null}`)
+	for _, tc := range []struct {
+		m    busMessage
+		f    format
+		want string
+	}{
+		{busMessage{Route: "p.a.t", Payload: data}, format{}, "15:04:05.678 p.a.t 24.5 Double Good\n"},
+		{busMessage{Route: "p.a.t", Payload: data}, format{full: true}, `15:04:05.678 p.a.t {"server":"urn:a","name":"t","value":24.5,"type":"Double","status":{"code":0,"name":"Good"},"sourceTimestamp":null}` + "\n"},
+		{busMessage{Route: "p.a.t", Payload: data}, format{raw: true}, "15:04:05.678 p.a.t " + string(data) + "\n"},
+		{busMessage{Route: "p/a/arr", Payload: []byte(`{"value":[1, 2],"type":"Int32","status":{"code":2151415808,"name":"BadOutOfRange"}}`)}, format{}, "15:04:05.678 p/a/arr [1,2] Int32 BadOutOfRange\n"},
+		{busMessage{Route: "p/status/a", Payload: []byte(`{"server":"urn:a","state":"online","since":"2025-01-02T14:04:05Z"}`), Retained: true}, format{}, "15:04:05.678 p/status/a (retained) online since 2025-01-02T14:04:05Z\n"},
+		{busMessage{Route: "p.x", Payload: []byte(`{"id": "c-1", "ok": true}`)}, format{}, `15:04:05.678 p.x {"id":"c-1","ok":true}` + "\n"},
+		{busMessage{Route: "p.x", Payload: []byte("plain text")}, format{}, "15:04:05.678 p.x plain text\n"},
+		{busMessage{Route: "p.x", Payload: []byte{0xff}}, format{}, "15:04:05.678 p.x \"\\xff\"\n"},
+	} {
+		if got := formatMessage(at, tc.m, tc.f); got != tc.want {
+			t.Errorf("formatMessage(%s, %+v) =\n%q, want\n%q", tc.m.Payload, tc.f, got, tc.want)
+		}
 	}
 }

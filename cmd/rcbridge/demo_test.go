@@ -24,8 +24,9 @@ func freeAddr(t *testing.T) string {
 }
 
 // TestDemo runs scripts/demo.sh (what make demo runs) for a few seconds on
-// free ports: it must start everything, subscribe to the bus, send the set
-// point command, and stop every process it started.
+// free ports: both simulators' values stream through the bridge onto the
+// bus, the set point command is answered and the new value published, and
+// every process it started is stopped.
 func TestDemo(t *testing.T) {
 	goCmd, err := exec.LookPath("go")
 	if err != nil {
@@ -49,10 +50,17 @@ func TestDemo(t *testing.T) {
 		"starting rcsim urn:rcbridge:demo:line1",
 		"starting rcsim urn:rcbridge:demo:line2",
 		`rcbridge tail: listening on "rcbridge.>"`,
-		`rcbridge.line1.setpoint.set {"id":"demo-1","value":42.5}`, // tail shows the command going out
+		`rcbridge.line1.setpoint.set {"id":"demo-1","value":42.5}`,                               // tail shows the command going out
+		`rcbridge.line1.setpoint.set {"id":"demo-1","ok":true,"status":{"code":0,"name":"Good"}`, // the reply
+		" rcbridge.line1.setpoint 42.5 Double Good\n",                                            // the new value on the bus
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, text)
+		}
+	}
+	for _, line := range []string{"line1", "line2"} {
+		if !regexp.MustCompile(` rcbridge\.` + line + `\.counter1 [0-9]+ Int32 Good\n`).MatchString(text) {
+			t.Errorf("no counter1 values of %s in the demo output:\n%s", line, text)
 		}
 	}
 	m := regexp.MustCompile(`stopped: ([0-9 ]+)`).FindStringSubmatch(text)

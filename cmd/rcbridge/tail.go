@@ -64,7 +64,8 @@ func (cf clientFlags) connect(name string, e env) (*config.Config, busClient, bo
 // topic filter) until interrupted.
 func tail(ctx context.Context, args []string, e env) int {
 	cf := newClientFlags("tail", "tail [flags] [SUBJECT|TOPIC]\n\nPrints the messages on the configured bus: by default everything under the\nconfigured prefix (NATS \"<prefix>.>\", MQTT \"<prefix>/#\"). Wildcards work.", e)
-	raw := cf.fs.Bool("raw", false, "print payloads exactly as received instead of compacted JSON")
+	raw := cf.fs.Bool("raw", false, "print payloads exactly as received")
+	full := cf.fs.Bool("json", false, "print whole JSON payloads (compacted) instead of the short form of data and presence messages")
 	if ok, code := cf.parse(args); !ok {
 		return code
 	}
@@ -86,7 +87,7 @@ func tail(ctx context.Context, args []string, e env) int {
 	}
 	var mu sync.Mutex // MQTT handlers may run concurrently
 	err := bus.Subscribe(filter, func(m busMessage) {
-		line := formatMessage(time.Now(), m, *raw)
+		line := formatMessage(time.Now(), m, format{raw: *raw, full: *full})
 		mu.Lock()
 		defer mu.Unlock()
 		_, _ = io.WriteString(e.stdout, line)
@@ -106,25 +107,67 @@ func closeBus(bus busClient) {
 	_ = bus.Close(ctx)
 }
 
-// formatMessage renders one message on a line: local time, route, payload
-// (compacted JSON unless raw; anything not UTF-8 quoted).
-func formatMessage(at time.Time, m busMessage, raw bool) string {
-	payload := m.Payload
-	if !raw {
+// format says how tail prints payloads.
+type format struct {
+	raw  bool // exactly as received
+	full bool // whole JSON, compacted
+}
+
+// formatMessage renders one message on a line: local time, route, payload.
+// Data messages print as "value type status", presence messages as "state
+// since …"; other JSON is compacted, anything that is not UTF-8 quoted.
+func formatMessage(at time.Time, m busMessage, f format) string {
+	text := ""
+	if !f.raw && !f.full {
+		text, _ = summarize(m.Payload)
+	}
+	if text == "" {
+		payload := m.Payload
 		var b bytes.Buffer
-		if json.Compact(&b, payload) == nil {
+		if !f.raw && json.Compact(&b, payload) == nil {
 			payload = b.Bytes()
 		}
-	}
-	text := string(payload)
-	if !utf8.Valid(payload) {
-		text = fmt.Sprintf("%q", payload)
+		text = string(payload)
+		if !utf8.Valid(payload) {
+			text = fmt.Sprintf("%q", payload)
+		}
 	}
 	retained := ""
 	if m.Retained {
 		retained = " (retained)"
 	}
 	return fmt.Sprintf("%s %s%s %s\n", at.Format("15:04:05.000"), m.Route, retained, text)
+}
+
+// summarize returns the short form of a data message ({"value", "type",
+// "status", …}) or a presence message ({"state", "since", …}), or "".
+func summarize(payload []byte) (string, bool) {
+	var doc struct {
+		Value  json.RawMessage `json:"value"`
+		Type   string          `json:"type"`
+		Status *struct {
+			Name string `json:"name"`
+		} `json:"status"`
+		State string `json:"state"`
+		Since string `json:"since"`
+	}
+	if json.Unmarshal(payload, &doc) != nil {
+		return "", false
+	}
+	switch {
+	case doc.Value != nil && doc.Type != "" && doc.Status != nil:
+		var v bytes.Buffer
+		if json.Compact(&v, doc.Value) != nil {
+			return "", false
+		}
+		return v.String() + " " + doc.Type + " " + doc.Status.Name, true
+	case doc.State != "" && doc.Value == nil:
+		if doc.Since != "" {
+			return doc.State + " since " + doc.Since, true
+		}
+		return doc.State, true
+	}
+	return "", false
 }
 
 // request implements "rcbridge request ROUTE JSON": send a command (a
@@ -164,7 +207,7 @@ Exit code 1 when there is no reply or the reply says "ok": false.`, e)
 		fmt.Fprintln(e.stderr, "rcbridge request:", err)
 		return exitFailure
 	}
-	fmt.Fprint(e.stdout, formatMessage(time.Now(), busMessage{Route: route, Payload: reply}, false))
+	fmt.Fprint(e.stdout, formatMessage(time.Now(), busMessage{Route: route, Payload: reply}, format{full: true}))
 	var r struct {
 		OK *bool `json:"ok"`
 	}
