@@ -67,10 +67,10 @@ func awaitRetainedState(t *testing.T, url, topic string, want bridge.PresenceSta
 // online again after it reconnected.
 func TestLastWill(t *testing.T) {
 	b := startBroker(t)
-	p := startProxy(t, strings.TrimPrefix(b.url(), "tcp://"))
+	p := startProxy(t, strings.TrimPrefix(b.URL(), "tcp://"))
 	self := &bridge.Presence{Route: "rcb/status/_bridge", Key: "_bridge", Server: "bridge-a"}
 	states := make(chan bridge.Presence, 16)
-	b.subscribe(self.Route, func(_ string, payload []byte) {
+	b.Subscribe(self.Route, func(_ string, payload []byte) {
 		var p bridge.Presence
 		if err := json.Unmarshal(payload, &p); err != nil {
 			t.Errorf("status payload %q: %v", payload, err)
@@ -105,7 +105,7 @@ func TestLastWill(t *testing.T) {
 	if !again.Since.After(first.Since) {
 		t.Errorf("online again since %v, not after the first %v", again.Since, first.Since)
 	}
-	if got := awaitRetainedState(t, b.url(), self.Route, bridge.Online); !got.Since.Equal(again.Since) {
+	if got := awaitRetainedState(t, b.URL(), self.Route, bridge.Online); !got.Since.Equal(again.Since) {
 		t.Errorf("retained status %+v, want the latest online", got)
 	}
 	if reconnects.Load() == 0 {
@@ -119,7 +119,7 @@ func TestLastWill(t *testing.T) {
 	if p := next(bridge.Offline); p.Since.IsZero() {
 		t.Errorf("offline on Close without a time: %+v", p)
 	}
-	awaitRetainedState(t, b.url(), self.Route, bridge.Offline)
+	awaitRetainedState(t, b.URL(), self.Route, bridge.Offline)
 }
 
 // TestMixedQoSAndRetain publishes one batch with every QoS and a retained
@@ -131,9 +131,9 @@ func TestMixedQoSAndRetain(t *testing.T) {
 		qos   byte
 	}
 	got := make(chan seen, 10)
-	sub := mqtttest.Dial(t, b.url(), "mixed-sub", false)
+	sub := mqtttest.Dial(t, b.URL(), "mixed-sub", false)
 	mqtttest.Wait(t, sub.Subscribe("mix/#", 2, func(_ mqtt.Client, m mqtt.Message) { got <- seen{m.Topic(), m.Qos()} }), "subscribe")
-	bus := openBus(t, Options{Brokers: []string{b.url()}, ClientID: "mixed"})
+	bus := openBus(t, Options{Brokers: []string{b.URL()}, ClientID: "mixed"})
 	err := publishWait(t, bus,
 		bridge.Message{Route: "mix/q0", Payload: []byte("0"), QoS: bridge.AtMostOnce},
 		bridge.Message{Route: "mix/q1", Payload: []byte("1"), QoS: bridge.AtLeastOnce},
@@ -154,10 +154,10 @@ func TestMixedQoSAndRetain(t *testing.T) {
 			t.Fatal("not every message received")
 		}
 	}
-	if r := retained(t, b.url(), "mix/kept"); string(r) != "last" {
+	if r := retained(t, b.URL(), "mix/kept"); string(r) != "last" {
 		t.Errorf("retained message %q, want last", r)
 	}
-	if r := retained(t, b.url(), "mix/q1"); r != nil {
+	if r := retained(t, b.URL(), "mix/q1"); r != nil {
 		t.Errorf("mix/q1 retained %q although not asked", r)
 	}
 }
@@ -169,18 +169,18 @@ func TestRetainedCommandIgnored(t *testing.T) {
 	// Unique names: nothing of an earlier run (-count) can reach this one.
 	uniq := strconv.FormatInt(time.Now().UnixNano(), 36)
 	topic := "cmd/" + uniq + "/set"
-	c := mqtttest.Dial(t, b.url(), "stale-commander-"+uniq, false)
+	c := mqtttest.Dial(t, b.URL(), "stale-commander-"+uniq, false)
 	mqtttest.Wait(t, c.Publish(topic, 1, true, []byte(`{"id":"old","value":true}`)), "retained command")
 	// mochi acknowledges a PUBLISH before it has stored and fanned it out;
 	// it handles one client's packets in order, so the acknowledgement of
 	// a second one means the first is done. Otherwise the adapter could
 	// legitimately receive the command live, not retained.
 	mqtttest.Wait(t, c.Publish("cmd/"+uniq+"/marker", 1, false, []byte("m")), "marker")
-	if retained(t, b.url(), topic) == nil {
+	if retained(t, b.URL(), topic) == nil {
 		t.Fatal("command not retained by the broker")
 	}
 	var dropped atomic.Uint64
-	bus := openBus(t, Options{Brokers: []string{b.url()}, ClientID: "retained-cmd-" + uniq,
+	bus := openBus(t, Options{Brokers: []string{b.URL()}, ClientID: "retained-cmd-" + uniq,
 		Metrics: bridge.BusMetrics{CommandsDropped: func(n uint64) { dropped.Add(n) }}})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -218,7 +218,7 @@ func TestAuthentication(t *testing.T) {
 	ledger := &auth.Ledger{Auth: auth.AuthRules{{Username: "bridge", Password: "pw-1", Allow: true}}}
 	t.Run("username and password", func(t *testing.T) {
 		b := startBrokerWith(t, nil, ledger)
-		bus := openBus(t, Options{Brokers: []string{b.url()}, ClientID: "auth-ok", Username: "bridge", Password: "pw-1"})
+		bus := openBus(t, Options{Brokers: []string{b.URL()}, ClientID: "auth-ok", Username: "bridge", Password: "pw-1"})
 		if err := publishWait(t, bus, bridge.Message{Route: "a/b", Payload: []byte("1"), QoS: 1}); err != nil {
 			t.Error(err)
 		}
@@ -227,7 +227,7 @@ func TestAuthentication(t *testing.T) {
 		b := startBrokerWith(t, nil, ledger)
 		ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
 		defer cancel()
-		_, err := New(ctx, Options{Brokers: []string{b.url()}, ClientID: "auth-bad", Username: "bridge", Password: "wrong-pw", Logger: testLogger(t)})
+		_, err := New(ctx, Options{Brokers: []string{b.URL()}, ClientID: "auth-bad", Username: "bridge", Password: "wrong-pw", Logger: testLogger(t)})
 		if err == nil {
 			t.Fatal("New with a wrong password succeeded")
 		}
@@ -239,14 +239,14 @@ func TestAuthentication(t *testing.T) {
 	t.Run("tls with client certificate", func(t *testing.T) {
 		pki := testpki.New(t)
 		b := startBrokerWith(t, pki.ServerConfig(t), nil)
-		bus := openBus(t, Options{Brokers: []string{b.url()}, ClientID: "tls-ok",
+		bus := openBus(t, Options{Brokers: []string{b.URL()}, ClientID: "tls-ok",
 			TLSCAFile: pki.CAFile, TLSCertFile: pki.ClientCertFile, TLSKeyFile: pki.ClientKeyFile})
 		if err := publishWait(t, bus, bridge.Message{Route: "a/b", Payload: []byte("1"), QoS: 1}); err != nil {
 			t.Error(err)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
 		defer cancel()
-		if _, err := New(ctx, Options{Brokers: []string{b.url()}, ClientID: "tls-nocert", TLSCAFile: pki.CAFile, Logger: testLogger(t)}); err == nil {
+		if _, err := New(ctx, Options{Brokers: []string{b.URL()}, ClientID: "tls-nocert", TLSCAFile: pki.CAFile, Logger: testLogger(t)}); err == nil {
 			t.Error("New without the required client certificate succeeded")
 		}
 	})
@@ -258,7 +258,7 @@ func TestAuthentication(t *testing.T) {
 func TestLargeQoS2BatchStaysUnderBrokerLimit(t *testing.T) {
 	b := startBroker(t)
 	var reconnects atomic.Uint64
-	bus := openBus(t, Options{Brokers: []string{b.url()}, ClientID: "big-q2",
+	bus := openBus(t, Options{Brokers: []string{b.URL()}, ClientID: "big-q2",
 		Metrics: bridge.BusMetrics{Reconnects: func(n uint64) { reconnects.Add(n) }}})
 	batch := make([]bridge.Message, 3000)
 	for i := range batch {

@@ -34,7 +34,7 @@ func benchMQTT(b *testing.B, qos bridge.QoS) {
 	br := startBroker(b)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	bus, err := New(ctx, Options{Brokers: []string{br.url()}, ClientID: "bench-adapter", Logger: slog.New(slog.DiscardHandler)})
+	bus, err := New(ctx, Options{Brokers: []string{br.URL()}, ClientID: "bench-adapter", Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -43,7 +43,7 @@ func benchMQTT(b *testing.B, qos bridge.QoS) {
 		defer cancel()
 		_ = bus.Close(ctx)
 	}()
-	bare := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(br.url()).SetClientID("bench-bare").SetCleanSession(false))
+	bare := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(br.URL()).SetClientID("bench-bare").SetCleanSession(false))
 	if tok := bare.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		b.Fatalf("bare client: %v", tok.Error())
 	}

@@ -65,26 +65,26 @@ func openBus(t *testing.T, o Options) *Bus {
 func harness(t *testing.T, qos bridge.QoS) bustest.Harness {
 	b := startBroker(t)
 	var ids clientSeq
-	client := mqtttest.Dial(t, b.url(), ids.id(t, "requester"), false)
+	client := mqtttest.Dial(t, b.URL(), ids.id(t, "requester"), false)
 	return bustest.Harness{
 		Sep:             "/",
 		QoS:             qos,
 		LosslessRestart: qos > bridge.AtMostOnce,
 		Open: func(t *testing.T, c bustest.Config) bridge.Bus {
 			return openBus(t, Options{
-				Brokers: []string{b.url()}, ClientID: ids.id(t, "bridge"),
+				Brokers: []string{b.URL()}, ClientID: ids.id(t, "bridge"),
 				MaxInFlight: c.MaxInFlight, CommandQueue: c.CommandQueue, Metrics: c.Metrics, Self: c.Self,
 				MaxReconnectInterval: 500 * time.Millisecond,
 			})
 		},
 		Watch: func(t *testing.T, prefix string) *bustest.Recorder {
 			rec := bustest.NewRecorder()
-			b.subscribe(prefix+"/#", rec.Add)
+			b.Subscribe(prefix+"/#", rec.Add)
 			return rec
 		},
 		Stall: func(t *testing.T, prefix string) {
 			block := make(chan struct{})
-			c := mqtttest.Dial(t, b.url(), ids.id(t, "stalled"), false)
+			c := mqtttest.Dial(t, b.URL(), ids.id(t, "stalled"), false)
 			mqtttest.Wait(t, c.Subscribe(prefix+"/#", 1, func(mqtt.Client, mqtt.Message) { <-block }), "stalled subscribe")
 			t.Cleanup(func() { close(block) })
 		},
@@ -96,9 +96,9 @@ func harness(t *testing.T, qos bridge.QoS) bustest.Harness {
 		Notify: func(t *testing.T, route string, payload []byte) {
 			mqtttest.Wait(t, client.Publish(route, 1, false, payload), "notify")
 		},
-		RestartBroker: func(t *testing.T, whileDown func()) { b.restart(whileDown) },
+		RestartBroker: func(t *testing.T, whileDown func()) { b.Restart(whileDown) },
 		ReadPresence: func(ctx context.Context, t *testing.T, p bridge.Presence) []byte {
-			return mqtttest.Retained(ctx, t, b.url(), p.Route)
+			return mqtttest.Retained(ctx, t, b.URL(), p.Route)
 		},
 	}
 }
