@@ -60,10 +60,9 @@ type Bus struct {
 
 	lastConnErr   atomic.Pointer[error] // why the latest connection attempt failed
 	everConnected atomic.Bool
-	resub         atomic.Bool // command routes must be subscribed again
-	repub         atomic.Bool // presence must be sent again
-	pmu           sync.Mutex
-	presence      map[string]bridge.Presence
+	resub         atomic.Bool         // command routes must be subscribed again
+	repub         atomic.Bool         // presence must be sent again
+	presence      buskit.PresenceBook // latest presence per route, sent in order
 
 	cmd commands
 }
@@ -105,15 +104,14 @@ func New(ctx context.Context, o Options) (*Bus, error) {
 		return nil, fmt.Errorf("mqttbus: %w", err)
 	}
 	b := &Bus{
-		o:        o,
-		log:      o.Logger.With("bus", "mqtt"),
-		m:        o.Metrics,
-		win:      buskit.NewWindow(o.MaxInFlight),
-		qos0:     make(chan qos0Wait, o.MaxInFlight),
-		wake:     make(chan struct{}, 1),
-		closeCh:  make(chan struct{}),
-		stopCh:   make(chan struct{}),
-		presence: make(map[string]bridge.Presence),
+		o:       o,
+		log:     o.Logger.With("bus", "mqtt"),
+		m:       o.Metrics,
+		win:     buskit.NewWindow(o.MaxInFlight),
+		qos0:    make(chan qos0Wait, o.MaxInFlight),
+		wake:    make(chan struct{}, 1),
+		closeCh: make(chan struct{}),
+		stopCh:  make(chan struct{}),
 	}
 	b.store = newAckStore(b.onAck, b.onResume)
 	b.conns = newConns(o.ConnectTimeout, tlsCfg)

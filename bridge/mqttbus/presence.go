@@ -26,13 +26,10 @@ func (b *Bus) PublishPresence(ctx context.Context, p bridge.Presence) error {
 
 // announce records p as the latest presence of its route and sends it.
 func (b *Bus) announce(ctx context.Context, p bridge.Presence) error {
-	b.pmu.Lock()
-	defer b.pmu.Unlock()
-	b.presence[p.Route] = p
-	return b.sendPresence(ctx, p)
+	return b.presence.Announce(p, func(p bridge.Presence) error { return b.sendPresence(ctx, p) })
 }
 
-// sendPresence publishes p retained. Caller holds pmu.
+// sendPresence publishes p retained. Called under the presence book's lock.
 func (b *Bus) sendPresence(ctx context.Context, p bridge.Presence) error {
 	payload, err := json.Marshal(p)
 	if err != nil {
@@ -46,23 +43,14 @@ func (b *Bus) sendPresence(ctx context.Context, p bridge.Presence) error {
 // says online since now, replacing the last will the broker may have
 // published.
 func (b *Bus) republish() {
-	b.pmu.Lock()
-	defer b.pmu.Unlock()
-	if self := b.o.Self; self != nil {
-		if p, ok := b.presence[self.Route]; ok && p.State == bridge.Online {
-			p.Since = time.Now()
-			b.presence[self.Route] = p
-		}
-	}
-	for _, p := range b.presence {
+	route, err := b.presence.Republish(b.o.Self, func(p bridge.Presence) error {
 		ctx, cancel := context.WithTimeout(context.Background(), b.o.AckTimeout)
-		err := b.sendPresence(ctx, p)
-		cancel()
-		if err != nil {
-			b.log.Warn("presence not re-sent; retrying", "topic", p.Route, "err", err)
-			b.repub.Store(true)
-			b.retryLater(time.Second)
-			return
-		}
+		defer cancel()
+		return b.sendPresence(ctx, p)
+	})
+	if err != nil {
+		b.log.Warn("presence not re-sent; retrying", "topic", route, "err", err)
+		b.repub.Store(true)
+		b.retryLater(time.Second)
 	}
 }

@@ -68,9 +68,8 @@ type Bus struct {
 	closer    buskit.Once
 	wg        sync.WaitGroup
 
-	repub    atomic.Bool // presence must be sent again
-	pmu      sync.Mutex  // serialises presence publishing
-	presence map[string]bridge.Presence
+	repub    atomic.Bool         // presence must be sent again
+	presence buskit.PresenceBook // latest presence per route, sent in order
 
 	cmd commands
 }
@@ -104,7 +103,6 @@ func New(ctx context.Context, o Options) (*Bus, error) {
 		closeCh:    make(chan struct{}),
 		stopCh:     make(chan struct{}),
 		ncClosed:   make(chan struct{}),
-		presence:   make(map[string]bridge.Presence),
 	}
 	b.cmd.init(o.CommandQueue)
 

@@ -31,14 +31,11 @@ func (b *Bus) PublishPresence(ctx context.Context, p bridge.Presence) error {
 
 // announce records p as the latest presence of its route and sends it.
 func (b *Bus) announce(ctx context.Context, p bridge.Presence) error {
-	b.pmu.Lock()
-	defer b.pmu.Unlock()
-	b.presence[p.Route] = p
-	return b.sendPresence(ctx, p)
+	return b.presence.Announce(p, func(p bridge.Presence) error { return b.sendPresence(ctx, p) })
 }
 
 // sendPresence publishes p and, in JetStream mode, writes it to the
-// presence bucket. Caller holds pmu.
+// presence bucket. Called under the presence book's lock.
 func (b *Bus) sendPresence(ctx context.Context, p bridge.Presence) error {
 	payload, err := json.Marshal(p)
 	if err != nil {
@@ -66,24 +63,15 @@ func (b *Bus) sendPresence(ctx context.Context, p bridge.Presence) error {
 // republish sends every recorded presence again after a reconnect; the
 // bridge's own status says online since now.
 func (b *Bus) republish() {
-	b.pmu.Lock()
-	defer b.pmu.Unlock()
-	if self := b.o.Self; self != nil {
-		if p, ok := b.presence[self.Route]; ok && p.State == bridge.Online {
-			p.Since = time.Now()
-			b.presence[self.Route] = p
-		}
-	}
-	for _, p := range b.presence {
+	route, err := b.presence.Republish(b.o.Self, func(p bridge.Presence) error {
 		ctx, cancel := context.WithTimeout(b.base, b.o.FlushTimeout)
-		err := b.sendPresence(ctx, p)
-		cancel()
-		if err != nil {
-			b.log.Warn("presence not re-sent; retrying", "route", p.Route, "err", err)
-			b.repub.Store(true)
-			time.AfterFunc(time.Second, b.poke)
-			return
-		}
+		defer cancel()
+		return b.sendPresence(ctx, p)
+	})
+	if err != nil {
+		b.log.Warn("presence not re-sent; retrying", "route", route, "err", err)
+		b.repub.Store(true)
+		time.AfterFunc(time.Second, b.poke)
 	}
 }
 
