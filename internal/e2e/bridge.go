@@ -111,7 +111,8 @@ func StartBridge(t testing.TB, cfg BridgeConfig) *Bridge {
 	if err != nil {
 		t.Fatal(err)
 	}
-	broker, err := rc.NewBroker(b.Listener, rc.BrokerConfig{HoldTime: 10 * time.Second, Logger: log})
+	// A spare socket must outlive a slow drop detection on a loaded machine.
+	broker, err := rc.NewBroker(b.Listener, rc.BrokerConfig{HoldTime: time.Minute, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
