@@ -132,9 +132,11 @@ func (s *Subscription) ID() uint32 {
 }
 
 // Acknowledged returns the highest sequence number of this subscription
-// that the consumer has acknowledged (0 before the first), for monitoring
-// how far delivery has got. It starts over when the subscription is
-// recreated.
+// acknowledged to the server (0 before the first): its Notification was
+// acked by the consumer and the acknowledgement went out with a Publish
+// request (Part 4, 5.13.5). It lags Notification.Ack until the engine's
+// next Publish request; an acknowledgement on a request that failed is sent
+// again. It starts over when the subscription is recreated.
 func (s *Subscription) Acknowledged() uint32 {
 	return s.c.publisher().acknowledged(s.ID())
 }
