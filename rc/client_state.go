@@ -146,8 +146,8 @@ type ClientEvent struct {
 	// Err says why, for PublishStalled, ClientDisconnected,
 	// ClientResumeFailed and a ClientClosed that did not close the session.
 	Err error
-	// Missed counts the events dropped just before this one because the
-	// callback fell more than maxQueuedEvents behind.
+	// Missed counts the events dropped between the previous event the
+	// callback got and this one, because it fell 256 events behind.
 	Missed uint64
 }
 
@@ -201,7 +201,6 @@ type tracker struct {
 	mu      sync.Mutex
 	state   ClientState // 0 until Build emits ClientActive
 	queue   []ClientEvent
-	missed  uint64
 	running chan struct{} // closed when the delivering goroutine returns; nil when none runs
 }
 
@@ -242,12 +241,12 @@ func (c *Client) emitLocked(ev ClientEvent) {
 		return
 	}
 	if len(t.queue) == maxQueuedEvents {
+		// Drop the oldest; the next one delivered counts it.
+		t.queue[1].Missed += 1 + t.queue[0].Missed
+		c.log.Warn("client event dropped: the event callback is too slow", "event", t.queue[0].Kind.String(), "queued", maxQueuedEvents)
 		t.queue[0] = ClientEvent{}
 		t.queue = t.queue[1:]
-		t.missed++
-		c.log.Warn("client event dropped: the event callback is too slow", "queued", maxQueuedEvents)
 	}
-	ev.Missed, t.missed = t.missed, 0
 	t.queue = append(t.queue, ev)
 	if t.running == nil {
 		done := make(chan struct{})
