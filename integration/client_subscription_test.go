@@ -28,7 +28,7 @@ type counterConsumer struct {
 	values  []uint32
 	origin  []string // message of each value, for failure reports
 	errs    []string
-	events  []rc.PublishEvent
+	events  []rc.ClientEvent
 	handle  uint32
 	done    chan struct{}
 	lastSeq map[uint32]uint32
@@ -38,7 +38,7 @@ func newCounterConsumer() *counterConsumer {
 	return &counterConsumer{done: make(chan struct{}), lastSeq: make(map[uint32]uint32)}
 }
 
-func (cc *counterConsumer) onEvent(ev rc.PublishEvent) {
+func (cc *counterConsumer) onEvent(ev rc.ClientEvent) {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
 	cc.events = append(cc.events, ev)
@@ -123,7 +123,7 @@ func subscribeCounter(t *testing.T, srv *rcServer, c *rc.Client, cc *counterCons
 func TestClientNodeUASubscriptionSurvivesDrops(t *testing.T) {
 	srv := startReverse(t, nodeua.Config{})
 	cc := newCounterConsumer()
-	c := srv.build(t, factory(t, rc.ClientConfig{OnPublishEvent: cc.onEvent}))
+	c := srv.build(t, factory(t, rc.ClientConfig{OnClientEvent: cc.onEvent}))
 	go cc.run(c)
 	subscribeCounter(t, srv, c, cc, 50*time.Millisecond)
 	waitFor(t, "first values", 10*time.Second, func() bool { return cc.count() > 10 })
@@ -161,7 +161,7 @@ func TestClientNodeUASubscriptionSurvivesDrops(t *testing.T) {
 func TestClientNodeUASubscriptionStallAndRestart(t *testing.T) {
 	srv := startReverse(t, nodeua.Config{})
 	cc := newCounterConsumer()
-	c := srv.build(t, factory(t, rc.ClientConfig{OnPublishEvent: cc.onEvent}))
+	c := srv.build(t, factory(t, rc.ClientConfig{OnClientEvent: cc.onEvent}))
 	go cc.run(c)
 	sub := subscribeCounter(t, srv, c, cc, 100*time.Millisecond) // keep-alive budget 1 s
 	waitFor(t, "first values", 10*time.Second, func() bool { return cc.count() > 10 })
@@ -181,7 +181,7 @@ func TestClientNodeUASubscriptionStallAndRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the stalled event", 5*time.Second, func() bool {
-		return slices.ContainsFunc(snapshotEvents(cc), func(e rc.PublishEvent) bool { return e.Kind == rc.PublishStalled })
+		return slices.ContainsFunc(snapshotEvents(cc), func(e rc.ClientEvent) bool { return e.Kind == rc.PublishStalled })
 	})
 	if err := c.Err(); !errors.Is(err, rc.ErrStalled) {
 		t.Errorf("Err = %v, want ErrStalled", err)
@@ -225,7 +225,7 @@ func TestClientNodeUASubscriptionStallAndRestart(t *testing.T) {
 	}
 }
 
-func snapshotEvents(cc *counterConsumer) []rc.PublishEvent {
+func snapshotEvents(cc *counterConsumer) []rc.ClientEvent {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
 	return slices.Clone(cc.events)
@@ -290,7 +290,7 @@ func TestClientNodeUASubscriptionTransferred(t *testing.T) {
 	srv := startReverse(t, nodeua.Config{})
 	cc := newCounterConsumer()
 	c := srv.build(t, factory(t, rc.ClientConfig{
-		OnPublishEvent: cc.onEvent,
+		OnClientEvent: cc.onEvent,
 		SessionTimeout: 2 * time.Second,
 		Trust:          rc.TrustConfig{Pinned: map[string][]byte{srv.ApplicationURI(): srv.CertificateDER()}},
 		Identity:       rc.UserNameIdentity(nodeua.OperatorUser, rc.NewSecret(nodeua.OperatorPassword)),
@@ -311,7 +311,7 @@ func TestClientNodeUASubscriptionTransferred(t *testing.T) {
 		t.Fatalf("Resume = %v, %v; want a new session", outcome, err)
 	}
 	waitFor(t, "the transfer or recreation", 10*time.Second, func() bool {
-		return slices.ContainsFunc(snapshotEvents(cc), func(e rc.PublishEvent) bool {
+		return slices.ContainsFunc(snapshotEvents(cc), func(e rc.ClientEvent) bool {
 			return e.Kind == rc.PublishTransferred || e.Kind == rc.PublishRecreated
 		})
 	})
@@ -319,7 +319,7 @@ func TestClientNodeUASubscriptionTransferred(t *testing.T) {
 	waitFor(t, "values after the transfer", 10*time.Second, func() bool { return cc.count() > before+20 })
 	evs := snapshotEvents(cc)
 	t.Logf("events: %+v", evs)
-	if !slices.ContainsFunc(evs, func(e rc.PublishEvent) bool { return e.Kind == rc.PublishTransferred && e.SubscriptionID == id }) {
+	if !slices.ContainsFunc(evs, func(e rc.ClientEvent) bool { return e.Kind == rc.PublishTransferred && e.SubscriptionID == id }) {
 		t.Fatalf("subscription not transferred: %+v", evs)
 	}
 	if sub.ID() != id {

@@ -76,7 +76,7 @@ func (c *client) Notifications() <-chan bridge.Notification {
 
 // event queues a publish engine event for the forwarder; it runs on rc's
 // goroutines and must not block.
-func (c *client) event(ev rc.PublishEvent) {
+func (c *client) event(ev rc.ClientEvent) {
 	select {
 	case c.events <- ev:
 	default:
@@ -88,7 +88,7 @@ func (c *client) event(ev rc.PublishEvent) {
 // closes. Events queued before a notification are forwarded before it.
 func (c *client) forward() {
 	in := c.c.Notifications()
-	held := make(map[uint32]rc.PublishEvent) // gaps up to an unknown end, waiting for their recreate
+	held := make(map[uint32]rc.ClientEvent) // gaps up to an unknown end, waiting for their recreate
 	for {
 		select {
 		case <-c.stop:
@@ -144,7 +144,7 @@ func (c *client) convert(n *rc.Notification) bridge.Notification {
 // forwardEvent turns a publish engine event into a gap notification. A gap
 // up to an unknown end (the session was lost) is held until the event
 // saying the subscription was recreated, so that one gap reports both.
-func (c *client) forwardEvent(ev rc.PublishEvent, held map[uint32]rc.PublishEvent) bool {
+func (c *client) forwardEvent(ev rc.ClientEvent, held map[uint32]rc.ClientEvent) bool {
 	log := c.src.log.With("server_uri", c.uri, "subscription", ev.SubscriptionID)
 	switch ev.Kind {
 	case rc.PublishGap:
