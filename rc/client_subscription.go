@@ -109,6 +109,9 @@ type MonitoredItem struct {
 	Status                  ua.StatusCode
 	RevisedSamplingInterval time.Duration
 	RevisedQueueSize        uint32
+	// Mode is the item's monitoring mode (Part 4, 7.19): Reporting unless
+	// changed by SetMonitoringMode.
+	Mode ua.MonitoringMode
 }
 
 // Subscription is a subscription of the client's session. Its
@@ -218,7 +221,7 @@ func (s *Subscription) Monitor(ctx context.Context, reqs ...MonitorRequest) ([]M
 		if r.AttributeID == 0 {
 			r.AttributeID = ua.AttributeIDValue
 		}
-		items[i] = &MonitoredItem{ClientHandle: c.nextHandle(), Request: r}
+		items[i] = &MonitoredItem{ClientHandle: c.nextHandle(), Request: r, Mode: ua.MonitoringModeReporting}
 		creates[i] = createRequest(items[i], interval)
 	}
 	res, err := c.createItems(ctx, id, creates)
@@ -249,14 +252,25 @@ func (c *Client) createItems(ctx context.Context, sub uint32, creates []*ua.Moni
 	return res, err
 }
 
+// createRequest asks for it with its request's parameters, in its mode.
 func createRequest(it *MonitoredItem, publishing time.Duration) *ua.MonitoredItemCreateRequest {
 	r := it.Request
+	return &ua.MonitoredItemCreateRequest{
+		ItemToMonitor:       &ua.ReadValueID{NodeID: r.NodeID, AttributeID: r.AttributeID, DataEncoding: &ua.QualifiedName{}},
+		MonitoringMode:      it.Mode,
+		RequestedParameters: monitoringParameters(it.ClientHandle, r, publishing),
+	}
+}
+
+// monitoringParameters are r's parameters for the item with client handle
+// h. Specification: Part 4, 7.21.
+func monitoringParameters(h uint32, r MonitorRequest, publishing time.Duration) *ua.MonitoringParameters {
 	sampling := float64(r.SamplingInterval) / float64(time.Millisecond)
 	if r.SamplingInterval < 0 {
 		sampling = float64(publishing) / float64(time.Millisecond)
 	}
 	params := &ua.MonitoringParameters{
-		ClientHandle:     it.ClientHandle,
+		ClientHandle:     h,
 		SamplingInterval: sampling,
 		QueueSize:        r.QueueSize,
 		DiscardOldest:    r.DiscardOldest,
@@ -265,11 +279,7 @@ func createRequest(it *MonitoredItem, publishing time.Duration) *ua.MonitoredIte
 	if f := r.Filter; f != nil {
 		params.Filter = ua.NewExtensionObject(&ua.DataChangeFilter{Trigger: f.Trigger, DeadbandType: uint32(f.DeadbandType), DeadbandValue: f.DeadbandValue})
 	}
-	return &ua.MonitoredItemCreateRequest{
-		ItemToMonitor:       &ua.ReadValueID{NodeID: r.NodeID, AttributeID: r.AttributeID, DataEncoding: &ua.QualifiedName{}},
-		MonitoringMode:      ua.MonitoringModeReporting,
-		RequestedParameters: params,
-	}
+	return params
 }
 
 func applyResult(it *MonitoredItem, r *ua.MonitoredItemCreateResult) {

@@ -29,14 +29,18 @@ func (s *Server) registerSubscriptionHandlers() {
 	for typeID, h := range map[uint16]func() server.Handler{
 		id.CreateSubscriptionRequest_Encoding_DefaultBinary:   func() server.Handler { return subs().CreateSubscription },
 		id.DeleteSubscriptionsRequest_Encoding_DefaultBinary:  func() server.Handler { return subs().DeleteSubscriptions },
-		id.CreateMonitoredItemsRequest_Encoding_DefaultBinary: func() server.Handler { return items().CreateMonitoredItems },
-		id.ModifyMonitoredItemsRequest_Encoding_DefaultBinary: func() server.Handler { return items().ModifyMonitoredItems },
 		id.SetTriggeringRequest_Encoding_DefaultBinary:        func() server.Handler { return items().SetTriggering },
 	} {
 		s.UA.RegisterHandler(typeID, s.withSession(h))
 	}
-	s.UA.RegisterHandler(id.DeleteMonitoredItemsRequest_Encoding_DefaultBinary, s.withSession(func() server.Handler { return s.deleteMonitoredItems }))
-	s.UA.RegisterHandler(id.SetMonitoringModeRequest_Encoding_DefaultBinary, s.withSession(func() server.Handler { return s.setMonitoringMode }))
+	for typeID, h := range map[uint16]func() server.Handler{
+		id.CreateMonitoredItemsRequest_Encoding_DefaultBinary: func() server.Handler { return items().CreateMonitoredItems },
+		id.ModifyMonitoredItemsRequest_Encoding_DefaultBinary: func() server.Handler { return s.modifyMonitoredItems },
+		id.DeleteMonitoredItemsRequest_Encoding_DefaultBinary: func() server.Handler { return s.deleteMonitoredItems },
+		id.SetMonitoringModeRequest_Encoding_DefaultBinary:    func() server.Handler { return s.setMonitoringMode },
+	} {
+		s.UA.RegisterHandler(typeID, s.withSession(s.itemLimit(h)))
+	}
 }
 
 // withSession answers a request of a session the server does not know with
@@ -87,7 +91,8 @@ func (s *Server) deleteMonitoredItems(_ *uasc.SecureChannel, r ua.Request, _ uin
 }
 
 // setMonitoringMode implements SetMonitoringMode (gopcua records the mode
-// and otherwise ignores it). Specification: Part 4, 5.12.4.
+// and otherwise ignores it; Changed honours it). Specification: Part 4,
+// 5.12.4.
 func (s *Server) setMonitoringMode(_ *uasc.SecureChannel, r ua.Request, _ uint32) (ua.Response, error) {
 	req, ok := r.(*ua.SetMonitoringModeRequest)
 	if !ok {
@@ -100,6 +105,7 @@ func (s *Server) setMonitoringMode(_ *uasc.SecureChannel, r ua.Request, _ uint32
 		var item *server.MonitoredItem
 		if item, results[i] = s.ownItem(mis, req.RequestHeader, req.SubscriptionID, itemID); item != nil {
 			item.Mode = req.MonitoringMode
+			item.Req.MonitoringMode = req.MonitoringMode // what Changed and MonitoredItems go by
 		}
 	}
 	mis.Mu.Unlock()
