@@ -19,19 +19,40 @@ import (
 	"github.com/rcbridge/rcbridge/rc"
 )
 
+// clientEvents records a client's events (an rc.ClientConfig.OnClientEvent).
+type clientEvents struct {
+	mu  sync.Mutex
+	evs []rc.ClientEvent
+}
+
+func (ce *clientEvents) record(ev rc.ClientEvent) {
+	ce.mu.Lock()
+	defer ce.mu.Unlock()
+	ce.evs = append(ce.evs, ev)
+}
+
+func (ce *clientEvents) snapshot() []rc.ClientEvent {
+	ce.mu.Lock()
+	defer ce.mu.Unlock()
+	return slices.Clone(ce.evs)
+}
+
+func (ce *clientEvents) kinds() []rc.ClientEventKind {
+	evs := ce.snapshot()
+	out := make([]rc.ClientEventKind, len(evs))
+	for i, ev := range evs {
+		out[i] = ev.Kind
+	}
+	return out
+}
+
 // itemValues records the values delivered per client handle, and the
 // client's events.
 type itemValues struct {
-	mu     sync.Mutex
-	vals   map[uint32][]any
-	events []rc.ClientEvent
-	done   chan struct{}
-}
-
-func (iv *itemValues) onEvent(ev rc.ClientEvent) {
-	iv.mu.Lock()
-	defer iv.mu.Unlock()
-	iv.events = append(iv.events, ev)
+	clientEvents
+	mu   sync.Mutex
+	vals map[uint32][]any
+	done chan struct{}
 }
 
 func (iv *itemValues) run(c *rc.Client) {
@@ -54,21 +75,11 @@ func (iv *itemValues) of(h uint32) []any {
 	return slices.Clone(iv.vals[h])
 }
 
-func (iv *itemValues) kinds() []rc.ClientEventKind {
-	iv.mu.Lock()
-	defer iv.mu.Unlock()
-	out := make([]rc.ClientEventKind, len(iv.events))
-	for i, ev := range iv.events {
-		out[i] = ev.Kind
-	}
-	return out
-}
-
 func TestClientNodeUAModifyItemsAndMonitoringMode(t *testing.T) {
 	const gens = 4
 	srv := startReverse(t, nodeua.Config{GeneratedNodes: gens, OperationLimits: nodeua.OperationLimits{MaxMonitoredItemsPerCall: 2}})
 	iv := &itemValues{vals: make(map[uint32][]any), done: make(chan struct{})}
-	c := srv.build(t, factory(t, rc.ClientConfig{OnClientEvent: iv.onEvent}))
+	c := srv.build(t, factory(t, rc.ClientConfig{OnClientEvent: iv.record}))
 	go iv.run(c)
 	t.Cleanup(func() {
 		_ = c.Close(ctx10s(t))

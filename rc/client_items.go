@@ -98,18 +98,10 @@ func (s *Subscription) SetMonitoringMode(ctx context.Context, mode ua.Monitoring
 	default:
 		return nil, invalid("monitoring mode %d unknown", uint32(mode))
 	}
-	s.mu.Lock()
-	id := s.id
-	ids := make([]uint32, len(handles))
-	for i, h := range handles {
-		it, ok := s.items[h]
-		if !ok {
-			s.mu.Unlock()
-			return nil, invalid("no monitored item with client handle %d", h)
-		}
-		ids[i] = it.ID
+	id, ids, err := s.itemIDs(handles)
+	if err != nil {
+		return nil, err
 	}
-	s.mu.Unlock()
 	res, _, err := splitCall(ctx, s.c, ids, s.c.OperationLimits().MaxMonitoredItemsPerCall,
 		func(batch []uint32) ua.Request {
 			return &ua.SetMonitoringModeRequest{SubscriptionID: id, MonitoringMode: mode, MonitoredItemIDs: batch}

@@ -294,18 +294,10 @@ func applyResult(it *MonitoredItem, r *ua.MonitoredItemCreateResult) {
 // Unmonitor deletes monitored items by client handle and returns each
 // one's status. Specification: Part 4, 5.12.6.
 func (s *Subscription) Unmonitor(ctx context.Context, handles ...uint32) ([]ua.StatusCode, error) {
-	s.mu.Lock()
-	id := s.id
-	ids := make([]uint32, len(handles))
-	for i, h := range handles {
-		it, ok := s.items[h]
-		if !ok {
-			s.mu.Unlock()
-			return nil, invalid("no monitored item with client handle %d", h)
-		}
-		ids[i] = it.ID
+	id, ids, err := s.itemIDs(handles)
+	if err != nil {
+		return nil, err
 	}
-	s.mu.Unlock()
 	res, _, err := splitCall(ctx, s.c, ids, s.c.OperationLimits().MaxMonitoredItemsPerCall,
 		func(batch []uint32) ua.Request {
 			return &ua.DeleteMonitoredItemsRequest{SubscriptionID: id, MonitoredItemIDs: batch}
@@ -322,6 +314,22 @@ func (s *Subscription) Unmonitor(ctx context.Context, handles ...uint32) ([]ua.S
 		}
 	}
 	return res, nil
+}
+
+// itemIDs returns the subscription's id and the MonitoredItemIds of the
+// items with the given client handles.
+func (s *Subscription) itemIDs(handles []uint32) (uint32, []uint32, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := make([]uint32, len(handles))
+	for i, h := range handles {
+		it, ok := s.items[h]
+		if !ok {
+			return 0, nil, invalid("no monitored item with client handle %d", h)
+		}
+		ids[i] = it.ID
+	}
+	return s.id, ids, nil
 }
 
 // Modify changes the subscription's parameters. Specification: Part 4,

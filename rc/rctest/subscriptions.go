@@ -27,9 +27,9 @@ func (s *Server) registerSubscriptionHandlers() {
 	subs := func() *server.SubscriptionService { return s.UA.SubscriptionService }
 	items := func() *server.MonitoredItemService { return s.UA.MonitoredItemService }
 	for typeID, h := range map[uint16]func() server.Handler{
-		id.CreateSubscriptionRequest_Encoding_DefaultBinary:   func() server.Handler { return subs().CreateSubscription },
-		id.DeleteSubscriptionsRequest_Encoding_DefaultBinary:  func() server.Handler { return subs().DeleteSubscriptions },
-		id.SetTriggeringRequest_Encoding_DefaultBinary:        func() server.Handler { return items().SetTriggering },
+		id.CreateSubscriptionRequest_Encoding_DefaultBinary:  func() server.Handler { return subs().CreateSubscription },
+		id.DeleteSubscriptionsRequest_Encoding_DefaultBinary: func() server.Handler { return subs().DeleteSubscriptions },
+		id.SetTriggeringRequest_Encoding_DefaultBinary:       func() server.Handler { return items().SetTriggering },
 	} {
 		s.UA.RegisterHandler(typeID, s.withSession(h))
 	}
