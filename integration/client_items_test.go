@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gopcua/opcua/id"
 	"github.com/gopcua/opcua/ua"
 
 	"github.com/rcbridge/rcbridge/integration/nodeua"
@@ -230,3 +231,82 @@ func TestClientNodeUAModifyItemsAndMonitoringMode(t *testing.T) {
 }
 
 func isBadStatus(s ua.StatusCode) bool { return s&0x80000000 != 0 }
+
+// TestClientNodeUAEvents: an event monitored item on the Server object
+// delivers node-opcua's events with the selected fields, in order, and
+// comes back after a restart with its filter.
+func TestClientNodeUAEvents(t *testing.T) {
+	srv := startReverse(t, nodeua.Config{})
+	var ce clientEvents
+	c := srv.build(t, factory(t, rc.ClientConfig{OnClientEvent: ce.record}))
+	type event struct {
+		text     string
+		severity uint16
+	}
+	var (
+		mu  sync.Mutex
+		got []event
+	)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for n := range c.Notifications() {
+			mu.Lock()
+			for _, ev := range n.Events {
+				var e event
+				if lt, ok := ev.Fields[0].Value().(*ua.LocalizedText); ok {
+					e.text = lt.Text
+				}
+				e.severity, _ = ev.Fields[1].Value().(uint16)
+				got = append(got, e)
+			}
+			mu.Unlock()
+			n.Ack()
+		}
+	}()
+	t.Cleanup(func() {
+		_ = c.Close(ctx10s(t))
+		<-done
+	})
+	events := func() []event {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(got)
+	}
+	sub, err := c.Subscribe(ctx10s(t), rc.SubscriptionParams{PublishingInterval: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	items, err := sub.Monitor(ctx10s(t), rc.MonitorRequest{NodeID: ua.NewNumericNodeID(0, id.Server), QueueSize: 100,
+		EventFilter: rc.SelectEventFields("Message", "Severity")})
+	if err != nil || items[0].Status != ua.StatusOK || items[0].Request.AttributeID != ua.AttributeIDEventNotifier {
+		t.Fatalf("Monitor = %+v, %v", items, err)
+	}
+	want := []event{{"e1", 100}, {"e2", 200}, {"e3", 300}}
+	for _, e := range want {
+		if err := srv.RaiseEvent(e.text, e.severity); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "three events", 10*time.Second, func() bool { return len(events()) >= len(want) })
+	if g := events(); !slices.Equal(g, want) {
+		t.Fatalf("events %+v, want %+v", g, want)
+	}
+
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-c.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("restart unnoticed")
+	}
+	if outcome, err := c.Resume(ctx10s(t), srv.accept(t)); err != nil || outcome != rc.SessionRecreated {
+		t.Fatalf("Resume after restart = %v, %v", outcome, err)
+	}
+	waitFor(t, "the recreated subscription", 10*time.Second, func() bool { return slices.Contains(ce.kinds(), rc.PublishRecreated) })
+	if err := srv.RaiseEvent("after", 700); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the event after the restart", 10*time.Second, func() bool { return slices.Contains(events(), event{"after", 700}) })
+}

@@ -9,7 +9,8 @@ import (
 
 // ModifyRequest asks for new monitoring parameters of one monitored item.
 // The fields mean what they mean in MonitorRequest; each replaces the
-// item's current value. Specification: Part 4, 5.12.3 and 7.21.
+// item's current value (an event item keeps its EventFilter).
+// Specification: Part 4, 5.12.3 and 7.21.
 type ModifyRequest struct {
 	// ClientHandle names the item (MonitoredItem.ClientHandle).
 	ClientHandle     uint32
@@ -39,6 +40,10 @@ func (s *Subscription) ModifyItems(ctx context.Context, reqs ...ModifyRequest) (
 		if !ok {
 			s.mu.Unlock()
 			return nil, invalid("ModifyRequest[%d]: no monitored item with client handle %d", i, r.ClientHandle)
+		}
+		if it.Request.EventFilter != nil && r.Filter != nil {
+			s.mu.Unlock()
+			return nil, invalid("ModifyRequest[%d]: a data change filter for the event item with client handle %d", i, r.ClientHandle)
 		}
 		items[i] = *it
 		items[i].Request.SamplingInterval = r.SamplingInterval

@@ -279,3 +279,47 @@ func (l *eventLog) awaitKind(t *testing.T, kind rc.ClientEventKind) {
 		}
 	}
 }
+
+// TestEventItemRequests: an event item asks for the EventNotifier
+// attribute with its EventFilter, keeps the filter through ModifyItems, and
+// refuses a data change filter. (gopcua's server raises no events; the
+// events themselves are tested against node-opcua.)
+func TestEventItemRequests(t *testing.T) {
+	srv := newServer(t, rctest.Options{})
+	c, _ := build(t, newFactory(t, rc.ClientConfig{}), srv)
+	sub, err := c.Subscribe(ctxTimeout(t, 5*time.Second), rc.SubscriptionParams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	server := ua.NewNumericNodeID(0, 2253) // the Server object
+	filter := rc.SelectEventFields("Message", "Severity")
+	if _, err := sub.Monitor(ctxTimeout(t, 5*time.Second), rc.MonitorRequest{NodeID: server, EventFilter: filter,
+		Filter: &rc.DataChangeFilter{}}); !errors.Is(err, rc.ErrInvalidRequest) {
+		t.Fatalf("Monitor with both filters = %v, want ErrInvalidRequest", err)
+	}
+	items, err := sub.Monitor(ctxTimeout(t, 5*time.Second), rc.MonitorRequest{NodeID: server, EventFilter: filter})
+	if err != nil || items[0].Status != ua.StatusOK {
+		t.Fatalf("Monitor = %+v, %v", items, err)
+	}
+	h := items[0].ClientHandle
+	check := func(t *testing.T) {
+		t.Helper()
+		p := serverItem(t, srv, h).Parameters
+		ef, ok := p.Filter.Value.(*ua.EventFilter)
+		if !ok || len(ef.SelectClauses) != 2 || ef.SelectClauses[1].BrowsePath[0].Name != "Severity" {
+			t.Fatalf("server item filter %#v, want the event filter", p.Filter.Value)
+		}
+	}
+	check(t)
+	if items[0].Request.AttributeID != ua.AttributeIDEventNotifier {
+		t.Errorf("attribute %v, want EventNotifier", items[0].Request.AttributeID)
+	}
+	if _, err := sub.ModifyItems(ctxTimeout(t, 5*time.Second), rc.ModifyRequest{ClientHandle: h, Filter: &rc.DataChangeFilter{}}); !errors.Is(err, rc.ErrInvalidRequest) {
+		t.Errorf("ModifyItems with a data change filter on an event item = %v, want ErrInvalidRequest", err)
+	}
+	res, err := sub.ModifyItems(ctxTimeout(t, 5*time.Second), rc.ModifyRequest{ClientHandle: h, QueueSize: 50})
+	if err != nil || res[0].Status != ua.StatusOK || res[0].Request.EventFilter != filter {
+		t.Fatalf("ModifyItems = %+v, %v", res, err)
+	}
+	check(t)
+}

@@ -42,6 +42,9 @@ type Notification struct {
 	SequenceNumber uint32
 	PublishTime    time.Time
 	DataChanges    []DataChange
+	// Events are the events of event monitored items (MonitorRequest.
+	// EventFilter), in the server's order.
+	Events []EventFields
 	// Status is a subscription status change (Part 4, 7.20.4), for example
 	// BadTimeout when the server dropped the subscription; Good otherwise.
 	Status ua.StatusCode
@@ -378,6 +381,8 @@ func (p *publisher) notification(sub uint32, msg *ua.NotificationMessage, republ
 			}
 		case *ua.StatusChangeNotification:
 			n.Status = d.Status
+		case *ua.EventNotificationList:
+			n.Events = append(n.Events, eventFields(d)...)
 		}
 	}
 	return n

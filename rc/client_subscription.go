@@ -94,6 +94,13 @@ type MonitorRequest struct {
 	DiscardOldest bool
 	// Filter is an optional data change filter.
 	Filter *DataChangeFilter
+	// EventFilter, if set, makes this an event monitored item: NodeID is
+	// an object whose EventNotifier attribute is monitored (AttributeID
+	// defaults to EventNotifier), and the events arrive in
+	// Notification.Events with the fields the filter selects (see
+	// SelectEventFields). Filter must then be nil. Specification: Part 4,
+	// 7.22.3.
+	EventFilter *ua.EventFilter
 }
 
 // MonitoredItem is the outcome of one MonitorRequest, in request order.
@@ -218,7 +225,14 @@ func (s *Subscription) Monitor(ctx context.Context, reqs ...MonitorRequest) ([]M
 		if r.NodeID == nil {
 			return nil, invalid("MonitorRequest[%d] has no NodeId", i)
 		}
-		if r.AttributeID == 0 {
+		if r.EventFilter != nil && r.Filter != nil {
+			return nil, invalid("MonitorRequest[%d] has both a data change and an event filter", i)
+		}
+		switch {
+		case r.AttributeID != 0:
+		case r.EventFilter != nil:
+			r.AttributeID = ua.AttributeIDEventNotifier
+		default:
 			r.AttributeID = ua.AttributeIDValue
 		}
 		items[i] = &MonitoredItem{ClientHandle: c.nextHandle(), Request: r, Mode: ua.MonitoringModeReporting}
@@ -276,8 +290,11 @@ func monitoringParameters(h uint32, r MonitorRequest, publishing time.Duration) 
 		DiscardOldest:    r.DiscardOldest,
 		Filter:           ua.NewExtensionObject(nil),
 	}
-	if f := r.Filter; f != nil {
+	switch f := r.Filter; {
+	case f != nil:
 		params.Filter = ua.NewExtensionObject(&ua.DataChangeFilter{Trigger: f.Trigger, DeadbandType: uint32(f.DeadbandType), DeadbandValue: f.DeadbandValue})
+	case r.EventFilter != nil:
+		params.Filter = ua.NewExtensionObject(r.EventFilter)
 	}
 	return params
 }

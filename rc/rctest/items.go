@@ -98,7 +98,9 @@ func (s *Server) modifyMonitoredItems(_ *uasc.SecureChannel, r ua.Request, _ uin
 			continue
 		}
 		if f := m.RequestedParameters.Filter; f != nil && f.Value != nil {
-			if _, ok := f.Value.(*ua.DataChangeFilter); !ok {
+			switch f.Value.(type) {
+			case *ua.DataChangeFilter, *ua.EventFilter:
+			default:
 				res.StatusCode = ua.StatusBadMonitoredItemFilterUnsupported
 				continue
 			}
