@@ -18,7 +18,12 @@ import (
 // that created it (after that channel is gone it cannot publish, but it
 // keeps its id until the client deletes it or its lifetime runs out), and
 // new subscriptions get the id "number of subscriptions + 1", which can be
-// the id of a live one once an older one is gone.
+// the id of a live one once an older one is gone. So after a client moves
+// its session to a new connection, Publish requests on the new one are
+// never answered (the subscription answers on the old channel, fails and
+// ends): the client's stall watchdog closes the new connection one
+// keep-alive budget later. Resume tests that need publishing to go on use
+// node-opcua.
 
 // registerSubscriptionHandlers installs the guarded subscription handlers.
 // gopcua's services exist only after Start, so the wrappers look them up
