@@ -76,6 +76,8 @@ const (
 	// closed by the stall watchdog is reported as PublishStalled instead.
 	ClientDisconnected
 	// ClientResuming: Resume started with a new connection; state Resuming.
+	// (A Resume refused before it starts — closed client, another server's
+	// connection, not a TCP socket — reports nothing.)
 	ClientResuming
 	// ClientResumed: Resume moved the session onto the new connection;
 	// Outcome says whether the server still had the session
