@@ -91,13 +91,14 @@ func New(cfg Config) (*Source, error) {
 	return s, nil
 }
 
-// newFactory makes the factory of one server, with the publish engine's
-// subscription events routed to the client they are about.
+// newFactory makes the factory of one server, with the events that become
+// gap notifications routed to the client they are about (rc logs every
+// event itself).
 func (s *Source) newFactory(cc rc.ClientConfig) (*rc.Factory, error) {
 	user := cc.OnClientEvent
 	cc.OnClientEvent = func(ev rc.ClientEvent) {
 		switch ev.Kind {
-		case rc.PublishGap, rc.PublishRecreated, rc.PublishTransferred, rc.PublishStalled:
+		case rc.PublishGap, rc.PublishRecreated:
 			s.mu.Lock()
 			c := s.clients[ev.Client]
 			s.mu.Unlock()

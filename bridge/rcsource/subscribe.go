@@ -12,8 +12,8 @@ import (
 	"github.com/rcbridge/rcbridge/rc"
 )
 
-// maxEvents bounds the publish engine events waiting for the forwarder.
-// They are rare (a gap, a recreated subscription per resume).
+// maxEvents bounds the gap and recreated events waiting for the
+// forwarder. They are rare (a gap, a recreated subscription per resume).
 const maxEvents = 256
 
 // Subscribe implements bridge.Client: rc's Subscribe and Monitor. The
@@ -74,7 +74,7 @@ func (c *client) Notifications() <-chan bridge.Notification {
 	return c.out
 }
 
-// event queues a publish engine event for the forwarder; it runs on rc's
+// event queues a gap or recreated event for the forwarder; it runs on rc's
 // goroutines and must not block.
 func (c *client) event(ev rc.ClientEvent) {
 	select {
@@ -145,7 +145,6 @@ func (c *client) convert(n *rc.Notification) bridge.Notification {
 // up to an unknown end (the session was lost) is held until the event
 // saying the subscription was recreated, so that one gap reports both.
 func (c *client) forwardEvent(ev rc.ClientEvent, held map[uint32]rc.ClientEvent) bool {
-	log := c.src.log.With("server_uri", c.uri, "subscription", ev.SubscriptionID)
 	switch ev.Kind {
 	case rc.PublishGap:
 		if ev.LastLost == 0 {
@@ -161,10 +160,6 @@ func (c *client) forwardEvent(ev rc.ClientEvent, held map[uint32]rc.ClientEvent)
 			delete(held, ev.SubscriptionID)
 		}
 		return c.send(bridge.Notification{Subscription: ev.SubscriptionID, Lost: g})
-	case rc.PublishTransferred:
-		log.Info("subscription transferred to the new session")
-	case rc.PublishStalled:
-		log.Warn("server stopped answering Publish; connection closed", "err", ev.Err)
 	}
 	return true
 }
