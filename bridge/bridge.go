@@ -157,6 +157,9 @@ func (b *Bridge) serveCommands(ctx context.Context) {
 	for r := range b.readOnly {
 		routes = append(routes, r)
 	}
+	if !b.cfg.NoUnknownRoutes {
+		routes = append(routes, b.cfg.Table.CommandFilters()...)
+	}
 	if len(routes) == 0 {
 		close(b.commandsReady)
 		return

@@ -94,6 +94,14 @@ type Config struct {
 	// published but read-only row would use (its data route + "set"), so
 	// that such a write gets a reply saying the row is not writable.
 	NoReadOnlyRoutes bool
+	// NoUnknownRoutes turns off the answers to commands on unknown routes.
+	// By default the bridge also subscribes the Table's CommandFilters
+	// ("<prefix>.*.*.set" and the like), so that a command on a route in
+	// the shape of a command route that no row declares gets a reply
+	// saying so (BadNodeIdUnknown) instead of none. Turn it off when
+	// bridges with different mappings share one prefix: each would answer
+	// the others' commands as unknown.
+	NoUnknownRoutes bool
 
 	// Logger receives the bridge's logs; nil discards them.
 	Logger *slog.Logger

@@ -144,7 +144,9 @@ func jetStreamOptions(js config.JetStream, table *mapping.Table) *natsbus.JetStr
 // streamSubjects are the subjects a created stream captures: every data,
 // status and events route, but no command route, nor the route on which
 // the bridge refuses writes to a read-only row (a stream capturing a
-// request subject would answer with its PubAck before the bridge could). Routes are generalized to one wildcard per token after
+// request subject would answer with its PubAck before the bridge could),
+// nor a route the bridge's catch-all command filters match. Routes are
+// generalized to one wildcard per token after
 // the prefix ("rcbridge.*.*"); a shape that would also match a command
 // route is listed literally instead.
 func streamSubjects(table *mapping.Table) []string {
@@ -152,7 +154,8 @@ func streamSubjects(table *mapping.Table) []string {
 	var routes []string
 	for _, s := range table.Servers() {
 		status, _ := table.StatusRoute(s.URI)
-		routes = append(routes, status, syn.Join(status, "events"))
+		events, _ := table.EventsRoute(s.URI)
+		routes = append(routes, status, events)
 		for _, it := range table.For(s.URI) {
 			if it.Route != "" {
 				routes = append(routes, it.Route)
@@ -168,7 +171,7 @@ func streamSubjects(table *mapping.Table) []string {
 		}
 		return table.Prefix() + strings.Repeat(".*", len(tokens)-prefixTokens)
 	}
-	commands := table.CommandRoutes()
+	commands := append(table.CommandRoutes(), table.CommandFilters()...)
 	for _, s := range table.Servers() {
 		for _, it := range table.For(s.URI) {
 			if it.Kind == mapping.Variable && !it.Writable && it.Route != "" {
