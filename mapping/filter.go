@@ -28,15 +28,27 @@ func (s Syntax) Wildcard() string {
 	return "*"
 }
 
+// MultiWildcard returns the multi-level wildcard: ">" for NATS, "#" for
+// MQTT.
+func (s Syntax) MultiWildcard() string {
+	if s == MQTT {
+		return "#"
+	}
+	return ">"
+}
+
 // Overlap reports whether some route matches both a and b. Each may be a
 // literal route or a filter whose tokens may be the single-level wildcard
-// (Wildcard); multi-level wildcards are not supported. For a literal b it
-// is "filter a matches route b".
+// (Wildcard) and whose last token may be the multi-level wildcard
+// (MultiWildcard). For a literal b it is "filter a matches route b".
 func (s Syntax) Overlap(a, b string) bool {
-	sep, wild := string(s.Separator()), s.Wildcard()
+	sep, wild, multi := string(s.Separator()), s.Wildcard(), s.MultiWildcard()
 	for {
 		at, arest, amore := strings.Cut(a, sep)
 		bt, brest, bmore := strings.Cut(b, sep)
+		if at == multi || bt == multi {
+			return true
+		}
 		if at != bt && at != wild && bt != wild {
 			return false
 		}
@@ -122,4 +134,31 @@ func (t *Table) nonCommandRoutes() []string {
 		}
 	}
 	return out
+}
+
+// ReadOnlyRoutes returns, for every published variable that is not
+// writable, the route a write to it would use (its data route + ".set",
+// "/set" on MQTT) where no other route of the table has it: the bridge
+// answers writes there with "not writable".
+func (t *Table) ReadOnlyRoutes() map[string]*Item {
+	taken := make(map[string]bool)
+	for _, r := range t.nonCommandRoutes() {
+		taken[r] = true
+	}
+	for r := range t.commands {
+		taken[r] = true
+	}
+	ro := make(map[string]*Item)
+	for _, s := range t.servers {
+		for _, it := range t.For(s.URI) {
+			if it.Kind != Variable || it.Writable || it.Route == "" {
+				continue
+			}
+			r := t.syntax.Join(it.Route, "set")
+			if !taken[r] && ValidateRoute(t.syntax, r) == nil {
+				ro[r] = it
+			}
+		}
+	}
+	return ro
 }

@@ -26,6 +26,12 @@ func TestSyntaxOverlap(t *testing.T) {
 		{MQTT, "p/+/+/set", "p/line1/speed", false},
 		{MQTT, "p/*/x", "p/y/x", false}, // '*' is a literal on MQTT
 		{MQTT, "p//x", "p/+/x", true},   // an empty MQTT level is a level
+		{NATS, "p.>", "p.*.*.set", true},
+		{NATS, "p.>", "p", false}, // '>' needs at least one token
+		{NATS, "p.*.>", "p.a.b.set", true},
+		{NATS, "q.>", "p.a.b.set", false},
+		{NATS, ">", "p.*.*.set", true},
+		{MQTT, "p/#", "p/+/+/set", true},
 	} {
 		if got := tc.syn.Overlap(tc.a, tc.b); got != tc.want {
 			t.Errorf("%s Overlap(%q, %q) = %v, want %v", tc.syn, tc.a, tc.b, got, tc.want)
@@ -90,5 +96,24 @@ func TestCommandFiltersNeverCatchData(t *testing.T) {
 	want := []string{"rcbridge/+/+/set", "rcbridge/+/+/write"}
 	if got := tab.CommandFilters(); !slices.Equal(got, want) {
 		t.Fatalf("CommandFilters = %q, want %q", got, want)
+	}
+}
+
+func TestReadOnlyRoutes(t *testing.T) {
+	tab, err := New(plantConfig(t, NATS))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for r, it := range tab.ReadOnlyRoutes() {
+		if it.Writable || it.Route+".set" != r {
+			t.Errorf("%q: item %+v", r, it)
+		}
+		got = append(got, r)
+	}
+	slices.Sort(got)
+	want := []string{"rcbridge.line2.Speed.set", "rcbridge.press.ns=2;i=7.set", "rcbridge.urn:plant:line1.Speed.set"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("ReadOnlyRoutes = %q, want %q", got, want)
 	}
 }

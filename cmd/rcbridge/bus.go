@@ -132,9 +132,13 @@ func jetStreamOptions(js config.JetStream, table *mapping.Table) *natsbus.JetStr
 	if !js.Enabled {
 		return nil
 	}
+	subjects := js.Subjects
+	if subjects == nil {
+		subjects = streamSubjects(table)
+	}
 	return &natsbus.JetStreamOptions{
 		Stream:         js.Stream,
-		Subjects:       streamSubjects(table),
+		Subjects:       subjects,
 		Duplicates:     js.DuplicateWindow.D(),
 		MaxAge:         js.MaxAge.D(),
 		PresenceBucket: js.StatusBucket,
@@ -172,13 +176,9 @@ func streamSubjects(table *mapping.Table) []string {
 		return table.Prefix() + strings.Repeat(".*", len(tokens)-prefixTokens)
 	}
 	commands := append(table.CommandRoutes(), table.CommandFilters()...)
-	for _, s := range table.Servers() {
-		for _, it := range table.For(s.URI) {
-			if it.Kind == mapping.Variable && !it.Writable && it.Route != "" {
-				// The bridge answers writes to read-only rows here.
-				commands = append(commands, syn.Join(it.Route, "set"))
-			}
-		}
+	for r := range table.ReadOnlyRoutes() {
+		// The bridge answers writes to read-only rows here.
+		commands = append(commands, r)
 	}
 	var out []string
 	for _, r := range routes {

@@ -196,6 +196,12 @@ type JetStream struct {
 	// Stream is created if absent, capturing the data, status and events
 	// subjects (never the command subjects: the stream would answer them).
 	Stream string `koanf:"stream"`
+	// Subjects replaces the subjects the daemon derives for a created
+	// stream. None may capture a command subject, a subject the bridge
+	// answers writes to read-only rows on, or its catch-all command
+	// filters ("<prefix>.*.*.set"): the stream would answer the request
+	// with its PubAck before the bridge could.
+	Subjects []string `koanf:"subjects"`
 	// StatusBucket is the KV bucket for presence.
 	StatusBucket string `koanf:"status_bucket"`
 	// DuplicateWindow de-duplicates republished messages by message id.
