@@ -27,6 +27,7 @@ type Bridge struct {
 	// to their items, so that writes to them are answered.
 	readOnly map[string]*mapping.Item
 	refusals chan refusal
+	dedup    *dedup // nil when off
 
 	running       atomic.Bool
 	done          chan struct{}
@@ -46,6 +47,9 @@ func New(cfg Config) (*Bridge, error) {
 		refusals:      make(chan refusal, cfg.RejectQueue),
 		done:          make(chan struct{}),
 		commandsReady: make(chan struct{}),
+	}
+	if cfg.DedupWindow > 0 {
+		b.dedup = newDedup(cfg.DedupWindow, cfg.DedupSize)
 	}
 	per := make(map[string]ServerConfig, len(cfg.Servers))
 	for _, s := range cfg.Servers {

@@ -1,0 +1,104 @@
+package rcsource_test
+
+import (
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gopcua/opcua/ua"
+
+	"github.com/rcbridge/rcbridge/internal/e2e"
+	"github.com/rcbridge/rcbridge/mapping"
+)
+
+// TestCommandCopies: a command delivered twice — MQTT QoS 1 is at least
+// once: a client that lost its PUBACK publishes again after its reconnect
+// (the DUP flag is not passed on to subscribers, so the bridge sees a plain
+// second copy), and a NATS client may retry — is written once. A copy that
+// arrives after the answer gets the same answer again; one that arrives
+// while the first is still being carried out gets no answer of its own.
+// The same id with another body, and commands without id, are carried out.
+func TestCommandCopies(t *testing.T) {
+	for _, kind := range []busKind{busNATS, busMQTT} {
+		t.Run(kind.String(), func(t *testing.T) { testCommandCopies(t, kind) })
+	}
+}
+
+func testCommandCopies(t *testing.T, kind busKind) {
+	ref, err := mapping.ParseNodeRef("nsu=" + testNS + ";s=Pulses")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sep := "."
+	if kind == busMQTT {
+		sep = "/"
+	}
+	rows := append(testRows(), mapping.Row{Servers: []string{"*"}, Node: ref, Name: "pulses", Writable: true, WriteOnly: true,
+		CommandRoute: "{prefix}" + sep + "{server}" + sep + "pulses"})
+	e := newEnv(t, envConfig{bus: kind, rows: rows})
+	p := newPlant(t, testServerURI)
+	var writes, value atomic.Int32
+	p.AddDynamicVariable(nil, "Pulses", func() *ua.DataValue {
+		return &ua.DataValue{EncodingMask: ua.DataValueValue, Value: ua.MustVariant(value.Load())}
+	}, func(v *ua.Variant) ua.StatusCode {
+		n, ok := v.Value().(int32)
+		if !ok {
+			return ua.StatusBadTypeMismatch
+		}
+		writes.Add(1)
+		value.Store(n)
+		return ua.StatusOK
+	})
+	e.online(p)
+	route := e.route(prefix, "s1", "pulses")
+
+	first := e.command(route, `{"id":"p1","value":1}`)
+	again := e.command(route, `{"id":"p1","value":1}`)
+	if !first.OK || again.Raw != first.Raw {
+		t.Fatalf("copy answered %s, first answer %s: want the same", again.Raw, first.Raw)
+	}
+	if n := writes.Load(); n != 1 {
+		t.Fatalf("%d writes for a command and its copy, want 1", n)
+	}
+	if r := e.command(route, `{"id":"p1","value":2}`); !r.OK || writes.Load() != 2 {
+		t.Fatalf("same id, other value: %s, %d writes; want carried out", r.Raw, writes.Load())
+	}
+	for range 2 {
+		if r := e.command(route, `{"value":3}`); !r.OK {
+			t.Fatalf("command without id: %s", r.Raw)
+		}
+	}
+	if n := writes.Load(); n != 4 {
+		t.Fatalf("%d writes after two commands without id, want 4", n)
+	}
+
+	if kind != busMQTT {
+		return
+	}
+	// Two copies back to back, as a QoS 1 re-send after a reconnect: the
+	// second arrives while the first is queued or being written.
+	c := e.client.(*e2e.MQTTClient).C
+	results := e.client.Watch(t, route+"/result")
+	for range 2 {
+		if tok := c.Publish(route, 1, false, `{"id":"p2","value":5}`); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("publish: %v", tok.Error())
+		}
+	}
+	// A last command: the copies were handled before it.
+	if r := e.command(route, `{"id":"p3","value":6}`); !r.OK {
+		t.Fatalf("last command: %s", r.Raw)
+	}
+	if n := writes.Load(); n != 6 {
+		t.Fatalf("%d writes, want 6: the copy of p2 was carried out", n)
+	}
+	var p2 []string
+	for _, m := range results.Snapshot() {
+		if r := e2e.DecodeReply(t, m.Payload); r.ID == "p2" {
+			p2 = append(p2, r.Raw)
+		}
+	}
+	if len(p2) < 1 || len(p2) > 2 || !e2e.DecodeReply(t, []byte(p2[0])).OK || (len(p2) == 2 && p2[1] != p2[0]) {
+		t.Fatalf("answers to p2 and its copy: %q; want one or two identical ok answers", p2)
+	}
+	t.Logf("p2 and its copy back to back: %d answers, 1 write", len(p2))
+}
