@@ -146,10 +146,15 @@ type Client struct {
 type Bus struct {
 	Kind BusKind `koanf:"kind"`
 	// Prefix starts every subject or topic (several tokens/levels allowed).
-	Prefix   string   `koanf:"prefix"`
-	NATS     NATS     `koanf:"nats"`
-	MQTT     MQTT     `koanf:"mqtt"`
-	Embedded Embedded `koanf:"embedded"`
+	Prefix string `koanf:"prefix"`
+	// AnswerUnknownCommands subscribes the catch-all command filters
+	// ("<prefix>.*.*.set" and the like) so that a command on a route no
+	// row declares gets a reply saying so. Turn it off when bridges with
+	// different mappings share one prefix.
+	AnswerUnknownCommands bool     `koanf:"answer_unknown_commands"`
+	NATS                  NATS     `koanf:"nats"`
+	MQTT                  MQTT     `koanf:"mqtt"`
+	Embedded              Embedded `koanf:"embedded"`
 }
 
 // TLS configures a TLS client connection. Certificate verification is
@@ -300,8 +305,9 @@ func Default() Config {
 			SessionTimeout:      Duration(10 * time.Minute),
 		},
 		Bus: Bus{
-			Kind:   BusEmbedded,
-			Prefix: "rcbridge",
+			Kind:                  BusEmbedded,
+			Prefix:                "rcbridge",
+			AnswerUnknownCommands: true,
 			NATS: NATS{
 				URLs:                []string{"nats://127.0.0.1:4222"},
 				Name:                "rcbridge",

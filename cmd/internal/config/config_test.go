@@ -163,9 +163,9 @@ func TestKeys(t *testing.T) {
 			cl := c.Client
 			return cl.Certificate == "c.pem" && cl.PrivateKey == "c.key" && !cl.GenerateCertificate && cl.CertificateDir == "d" && cl.ApplicationURI == "urn:me" && cl.ApplicationName == "me" && cl.TrustDir == "t" && cl.RequestTimeout.D() == 3*time.Second && cl.SessionTimeout.D() == time.Hour
 		}},
-		{"bus.nats", "[bus]\nkind = \"nats\"\nprefix = \"plant.a\"\n[bus.nats]\nurls = [\"tls://n1:4222\", \"tls://n2:4222\"]\nname = \"b\"\nuser = \"u\"\npassword_env = \"NATS_PW\"\nreconnect_buffer_size = 1024\nconnect_timeout = \"1s\"\npublish_timeout = \"2s\"\n[bus.nats.tls]\nenabled = true\nca = \"ca.pem\"\ncertificate = \"c.pem\"\nprivate_key = \"c.key\"\nserver_name = \"nats.local\"\n[bus.nats.jetstream]\nenabled = true\nstream = \"S\"\nstatus_bucket = \"B\"\nduplicate_window = \"1m\"\nmax_age = \"0s\"\nsubjects = [\"plant.a.*.*\"]", func(c *Config) bool {
+		{"bus.nats", "[bus]\nkind = \"nats\"\nprefix = \"plant.a\"\nanswer_unknown_commands = false\n[bus.nats]\nurls = [\"tls://n1:4222\", \"tls://n2:4222\"]\nname = \"b\"\nuser = \"u\"\npassword_env = \"NATS_PW\"\nreconnect_buffer_size = 1024\nconnect_timeout = \"1s\"\npublish_timeout = \"2s\"\n[bus.nats.tls]\nenabled = true\nca = \"ca.pem\"\ncertificate = \"c.pem\"\nprivate_key = \"c.key\"\nserver_name = \"nats.local\"\n[bus.nats.jetstream]\nenabled = true\nstream = \"S\"\nstatus_bucket = \"B\"\nduplicate_window = \"1m\"\nmax_age = \"0s\"\nsubjects = [\"plant.a.*.*\"]", func(c *Config) bool {
 			n := c.Bus.NATS
-			return c.Bus.Kind == BusNATS && c.Bus.Prefix == "plant.a" && len(n.URLs) == 2 && n.Name == "b" && n.User == "u" && n.PasswordEnv == "NATS_PW" && n.ReconnectBufferSize == 1024 &&
+			return c.Bus.Kind == BusNATS && c.Bus.Prefix == "plant.a" && !c.Bus.AnswerUnknownCommands && len(n.URLs) == 2 && n.Name == "b" && n.User == "u" && n.PasswordEnv == "NATS_PW" && n.ReconnectBufferSize == 1024 &&
 				n.ConnectTimeout.D() == time.Second && n.PublishTimeout.D() == 2*time.Second && n.TLS == TLS{Enabled: true, CA: "ca.pem", Certificate: "c.pem", PrivateKey: "c.key", ServerName: "nats.local"} &&
 				reflect.DeepEqual(n.JetStream, JetStream{Enabled: true, Stream: "S", StatusBucket: "B", DuplicateWindow: Duration(time.Minute), Subjects: []string{"plant.a.*.*"}})
 		}},
