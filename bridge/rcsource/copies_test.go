@@ -1,6 +1,7 @@
 package rcsource_test
 
 import (
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -78,7 +79,9 @@ func testCommandCopies(t *testing.T, kind busKind) {
 	// Two copies back to back, as a QoS 1 re-send after a reconnect: the
 	// second arrives while the first is queued or being written.
 	c := e.client.(*e2e.MQTTClient).C
-	results := e.client.Watch(t, route+"/result")
+	// A client of its own: MQTT subscriptions are per topic filter, and the
+	// command client subscribes and unsubscribes the same result topic.
+	results := e2e.DialMQTT(t, e.mochi.URL()).Watch(t, route+"/result")
 	for range 2 {
 		if tok := c.Publish(route, 1, false, `{"id":"p2","value":5}`); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 			t.Fatalf("publish: %v", tok.Error())
@@ -91,8 +94,13 @@ func testCommandCopies(t *testing.T, kind busKind) {
 	if n := writes.Load(); n != 6 {
 		t.Fatalf("%d writes, want 6: the copy of p2 was carried out", n)
 	}
+	// The bridge published p3's result after p2's: once the watcher has
+	// it, it has every answer to p2.
+	msgs := results.Await(t, 10*time.Second, "p3's result", func(m []e2e.Msg) bool {
+		return slices.ContainsFunc(m, func(m e2e.Msg) bool { return e2e.DecodeReply(t, m.Payload).ID == "p3" })
+	})
 	var p2 []string
-	for _, m := range results.Snapshot() {
+	for _, m := range msgs {
 		if r := e2e.DecodeReply(t, m.Payload); r.ID == "p2" {
 			p2 = append(p2, r.Raw)
 		}
