@@ -142,7 +142,17 @@ func jetStreamOptions(js config.JetStream, table *mapping.Table) *natsbus.JetStr
 		Duplicates:     js.DuplicateWindow.D(),
 		MaxAge:         js.MaxAge.D(),
 		PresenceBucket: js.StatusBucket,
+		PresenceTTL:    presenceTTL(js.StatusTTL.D()),
 	}
+}
+
+// presenceTTL maps status_ttl to natsbus: 0 there means "for ever",
+// which natsbus spells negative.
+func presenceTTL(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
 
 // streamSubjects are the subjects a created stream captures: every data,

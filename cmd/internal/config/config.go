@@ -209,6 +209,11 @@ type JetStream struct {
 	Subjects []string `koanf:"subjects"`
 	// StatusBucket is the KV bucket for presence.
 	StatusBucket string `koanf:"status_bucket"`
+	// StatusTTL is how long a presence entry stays in the bucket unless
+	// the bridge writes it again (it does every third of that while it
+	// runs), so that a crashed bridge's servers do not stay "online"; 0
+	// keeps entries for ever.
+	StatusTTL Duration `koanf:"status_ttl"`
 	// DuplicateWindow de-duplicates republished messages by message id.
 	DuplicateWindow Duration `koanf:"duplicate_window"`
 	MaxAge          Duration `koanf:"max_age"`
@@ -340,6 +345,7 @@ func defaultJetStream(enabled bool) JetStream {
 		Enabled:         enabled,
 		Stream:          "RCBRIDGE",
 		StatusBucket:    "rcbridge_status",
+		StatusTTL:       Duration(30 * time.Second),
 		DuplicateWindow: Duration(2 * time.Minute),
 		MaxAge:          Duration(24 * time.Hour),
 	}

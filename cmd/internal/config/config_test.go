@@ -163,11 +163,11 @@ func TestKeys(t *testing.T) {
 			cl := c.Client
 			return cl.Certificate == "c.pem" && cl.PrivateKey == "c.key" && !cl.GenerateCertificate && cl.CertificateDir == "d" && cl.ApplicationURI == "urn:me" && cl.ApplicationName == "me" && cl.TrustDir == "t" && cl.RequestTimeout.D() == 3*time.Second && cl.SessionTimeout.D() == time.Hour
 		}},
-		{"bus.nats", "[bus]\nkind = \"nats\"\nprefix = \"plant.a\"\nanswer_unknown_commands = false\n[bus.nats]\nurls = [\"tls://n1:4222\", \"tls://n2:4222\"]\nname = \"b\"\nuser = \"u\"\npassword_env = \"NATS_PW\"\nreconnect_buffer_size = 1024\nconnect_timeout = \"1s\"\npublish_timeout = \"2s\"\n[bus.nats.tls]\nenabled = true\nca = \"ca.pem\"\ncertificate = \"c.pem\"\nprivate_key = \"c.key\"\nserver_name = \"nats.local\"\n[bus.nats.jetstream]\nenabled = true\nstream = \"S\"\nstatus_bucket = \"B\"\nduplicate_window = \"1m\"\nmax_age = \"0s\"\nsubjects = [\"plant.a.*.*\"]", func(c *Config) bool {
+		{"bus.nats", "[bus]\nkind = \"nats\"\nprefix = \"plant.a\"\nanswer_unknown_commands = false\n[bus.nats]\nurls = [\"tls://n1:4222\", \"tls://n2:4222\"]\nname = \"b\"\nuser = \"u\"\npassword_env = \"NATS_PW\"\nreconnect_buffer_size = 1024\nconnect_timeout = \"1s\"\npublish_timeout = \"2s\"\n[bus.nats.tls]\nenabled = true\nca = \"ca.pem\"\ncertificate = \"c.pem\"\nprivate_key = \"c.key\"\nserver_name = \"nats.local\"\n[bus.nats.jetstream]\nenabled = true\nstream = \"S\"\nstatus_bucket = \"B\"\nduplicate_window = \"1m\"\nmax_age = \"0s\"\nsubjects = [\"plant.a.*.*\"]\nstatus_ttl = \"5s\"", func(c *Config) bool {
 			n := c.Bus.NATS
 			return c.Bus.Kind == BusNATS && c.Bus.Prefix == "plant.a" && !c.Bus.AnswerUnknownCommands && len(n.URLs) == 2 && n.Name == "b" && n.User == "u" && n.PasswordEnv == "NATS_PW" && n.ReconnectBufferSize == 1024 &&
 				n.ConnectTimeout.D() == time.Second && n.PublishTimeout.D() == 2*time.Second && n.TLS == TLS{Enabled: true, CA: "ca.pem", Certificate: "c.pem", PrivateKey: "c.key", ServerName: "nats.local"} &&
-				reflect.DeepEqual(n.JetStream, JetStream{Enabled: true, Stream: "S", StatusBucket: "B", DuplicateWindow: Duration(time.Minute), Subjects: []string{"plant.a.*.*"}})
+				reflect.DeepEqual(n.JetStream, JetStream{Enabled: true, Stream: "S", StatusBucket: "B", DuplicateWindow: Duration(time.Minute), Subjects: []string{"plant.a.*.*"}, StatusTTL: Duration(5 * time.Second)})
 		}},
 		{"bus.nats token", "[bus]\nkind = \"nats\"\n[bus.nats]\ntoken_file = \"tok\"", func(c *Config) bool { return c.Bus.NATS.TokenRef() == SecretRef{File: "tok"} }},
 		{"bus.nats token env", "[bus]\nkind = \"nats\"\n[bus.nats]\ntoken_env = \"TOK\"", func(c *Config) bool { return c.Bus.NATS.TokenRef() == SecretRef{Env: "TOK"} }},
@@ -398,6 +398,7 @@ func TestValidationRules(t *testing.T) {
 		{"[bus]\nkind = \"nats\"\n[bus.nats]\npassword_env = \"P\"", "bus.nats.user: required with a password"},
 		{"[bus]\nkind = \"nats\"\n[bus.nats.tls]\nca = \"ca.pem\"", "TLS settings given but enabled = false"},
 		{"[bus]\nkind = \"nats\"\n[bus.nats.jetstream]\nenabled = true\nstream = \"my.stream\"", `bus.nats.jetstream.stream "my.stream": a JetStream name must be`},
+		{"[bus]\nkind = \"nats\"\n[bus.nats.jetstream]\nenabled = true\nstatus_ttl = \"100ms\"", `bus.nats.jetstream.status_ttl "100ms": must be at least 1s`},
 		{"[bus]\nkind = \"mqtt\"\n[bus.mqtt]\nbrokers = [\"nats://x:1\"]", `bus.mqtt.brokers[0] "nats://x:1": expected tcp://`},
 		{"[bus]\nkind = \"mqtt\"\n[bus.mqtt]\nqos = 3", `bus.mqtt.qos "3": MQTT QoS must be 0, 1 or 2`},
 		{"[bus]\nkind = \"mqtt\"\n[bus.mqtt]\nclient_id = \"\"", "bus.mqtt.client_id"},

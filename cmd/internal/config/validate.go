@@ -291,6 +291,9 @@ func checkJetStream(v *checker, p string, j JetStream) {
 		}
 	}
 	positive(v, p+".duplicate_window", j.DuplicateWindow)
+	if j.StatusTTL < 0 || (j.StatusTTL > 0 && j.StatusTTL < Duration(time.Second)) {
+		v.bad(p+".status_ttl", j.StatusTTL.String(), "must be at least 1s (0 keeps entries for ever)")
+	}
 	if j.MaxAge < 0 {
 		v.bad(p+".max_age", j.MaxAge.String(), "must be >= 0 (0 keeps messages without age limit)")
 	}
