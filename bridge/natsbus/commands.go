@@ -70,6 +70,10 @@ func (b *Bus) Subscribe(ctx context.Context, routes []string, h bridge.CommandHa
 	s := &subscription{b: b, routes: slices.Clone(routes)}
 	for _, r := range routes {
 		c.active[r] = true
+		if f := b.capture.overlapping(r); f != "" {
+			b.log.Warn("the stream captures a command route: requests there get its PubAck too, possibly before the bridge's reply",
+				"stream", b.o.JetStream.Stream, "subject", f, "route", r)
+		}
 	}
 	for _, r := range broker {
 		sub, err := b.nc.ChanSubscribe(r, c.ch)
