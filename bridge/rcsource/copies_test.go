@@ -2,12 +2,14 @@ package rcsource_test
 
 import (
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gopcua/opcua/ua"
 
+	"github.com/rcbridge/rcbridge/bridge"
 	"github.com/rcbridge/rcbridge/internal/e2e"
 	"github.com/rcbridge/rcbridge/mapping"
 )
@@ -26,30 +28,13 @@ func TestCommandCopies(t *testing.T) {
 }
 
 func testCommandCopies(t *testing.T, kind busKind) {
-	ref, err := mapping.ParseNodeRef("nsu=" + testNS + ";s=Pulses")
-	if err != nil {
-		t.Fatal(err)
-	}
 	sep := "."
 	if kind == busMQTT {
 		sep = "/"
 	}
-	rows := append(testRows(), mapping.Row{Servers: []string{"*"}, Node: ref, Name: "pulses", Writable: true, WriteOnly: true,
-		CommandRoute: "{prefix}" + sep + "{server}" + sep + "pulses"})
-	e := newEnv(t, envConfig{bus: kind, rows: rows})
+	e := newEnv(t, envConfig{bus: kind, rows: append(testRows(), pulsesRow(t, sep))})
 	p := newPlant(t, testServerURI)
-	var writes, value atomic.Int32
-	p.AddDynamicVariable(nil, "Pulses", func() *ua.DataValue {
-		return &ua.DataValue{EncodingMask: ua.DataValueValue, Value: ua.MustVariant(value.Load())}
-	}, func(v *ua.Variant) ua.StatusCode {
-		n, ok := v.Value().(int32)
-		if !ok {
-			return ua.StatusBadTypeMismatch
-		}
-		writes.Add(1)
-		value.Store(n)
-		return ua.StatusOK
-	})
+	writes := addPulses(p)
 	e.online(p)
 	route := e.route(prefix, "s1", "pulses")
 
@@ -109,4 +94,100 @@ func testCommandCopies(t *testing.T, kind busKind) {
 		t.Fatalf("answers to p2 and its copy: %q; want one or two identical ok answers", p2)
 	}
 	t.Logf("p2 and its copy back to back: %d answers, 1 write", len(p2))
+}
+
+// pulsesRow maps the Pulses variable (addPulses) as a write-only row with
+// the command route <prefix>/s1/pulses.
+func pulsesRow(t *testing.T, sep string) mapping.Row {
+	ref, err := mapping.ParseNodeRef("nsu=" + testNS + ";s=Pulses")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mapping.Row{Servers: []string{"*"}, Node: ref, Name: "pulses", Writable: true, WriteOnly: true,
+		CommandRoute: "{prefix}" + sep + "{server}" + sep + "pulses"}
+}
+
+// addPulses adds the Int32 variable Pulses to p and returns the count of
+// writes it took.
+func addPulses(p *plant) *atomic.Int32 {
+	var writes, value atomic.Int32
+	p.AddDynamicVariable(nil, "Pulses", func() *ua.DataValue {
+		return &ua.DataValue{EncodingMask: ua.DataValueValue, Value: ua.MustVariant(value.Load())}
+	}, func(v *ua.Variant) ua.StatusCode {
+		n, ok := v.Value().(int32)
+		if !ok {
+			return ua.StatusBadTypeMismatch
+		}
+		writes.Add(1)
+		value.Store(n)
+		return ua.StatusOK
+	})
+	return &writes
+}
+
+// TestCommandRedelivered: the broker delivers a QoS 1 command again after
+// the bridge's connection broke before its PUBACK reached the broker (a
+// gate holds back what the bridge sends, then cuts it). The bridge's
+// persistent session gets the copy on reconnect: it is not written again,
+// and its answer is the first one's.
+func TestCommandRedelivered(t *testing.T) {
+	m := e2e.StartMochi(t)
+	gate := e2e.NewGate(t, strings.TrimPrefix(m.URL(), "tcp://"))
+	bus := e2e.OpenMQTTBus(t, "tcp://"+gate.Addr())
+	var copies atomic.Uint64
+	b := e2e.StartBridge(t, e2e.BridgeConfig{
+		Servers: []mapping.Server{{URI: testServerURI, Key: "s1"}}, Syntax: mapping.MQTT, Prefix: prefix, Bus: bus,
+		Rows: []mapping.Row{pulsesRow(t, "/")},
+		Tune: func(c *bridge.Config) { c.Metrics.CommandsDuplicate = func(n uint64) { copies.Add(n) } },
+	})
+	p := newPlant(t, testServerURI)
+	writes := addPulses(p)
+	conn, err := p.Dial(e2e.WithTimeout(t, 10*time.Second), b.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(conn.Close)
+	b.Await(testServerURI, bridge.Online)
+
+	client := e2e.DialMQTT(t, m.URL())
+	route := prefix + "/s1/pulses"
+	results := e2e.DialMQTT(t, m.URL()).Watch(t, route+"/result")
+	if r := client.Command(t, route, `{"id":"a","value":1}`); !r.OK {
+		t.Fatalf("first command: %s", r.Raw)
+	}
+	gate.Hold()
+	if tok := client.C.Publish(route, 1, false, `{"id":"r1","value":9}`); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("publish: %v", tok.Error())
+	}
+	waitFor(t, "the write of r1", func() bool { return writes.Load() == 2 })
+	gate.Close() // the bridge's PUBACK and result are lost with the connection
+	gate.Open()
+	waitFor(t, "the broker to deliver r1 again", func() bool { return copies.Load() >= 1 })
+	results.Await(t, 20*time.Second, "r1's answer", func(msgs []e2e.Msg) bool {
+		return slices.ContainsFunc(msgs, func(m e2e.Msg) bool { return e2e.DecodeReply(t, m.Payload).ID == "r1" })
+	})
+	if r := client.Command(t, route, `{"id":"z","value":3}`); !r.OK {
+		t.Fatalf("command after the reconnect: %s", r.Raw)
+	}
+	if n := writes.Load(); n != 3 {
+		t.Fatalf("%d writes for 3 commands, one of them delivered twice: want 3", n)
+	}
+	for _, m := range results.Snapshot() {
+		if r := e2e.DecodeReply(t, m.Payload); r.ID == "r1" && !r.OK {
+			t.Errorf("answer to r1: %s", r.Raw)
+		}
+	}
+}
+
+// waitFor polls cond for up to 20 s; a wait with a deadline, not a timing
+// assertion.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 20 s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

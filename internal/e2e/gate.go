@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"io"
 	"net"
 	"sync"
 	"testing"
@@ -15,10 +14,12 @@ type Gate struct {
 	target string
 	l      net.Listener
 
-	mu    sync.Mutex
-	shut  bool
-	conns map[net.Conn]bool
-	wg    sync.WaitGroup
+	mu     sync.Mutex
+	shut   bool
+	held   bool       // client-to-broker bytes wait
+	unheld *sync.Cond // signalled when held ends or the gate closes
+	conns  map[net.Conn]bool
+	wg     sync.WaitGroup
 }
 
 // NewGate forwards a free loopback port to target ("host:port"), open; it
@@ -30,6 +31,7 @@ func NewGate(t testing.TB, target string) *Gate {
 		t.Fatal(err)
 	}
 	g := &Gate{target: target, l: l, conns: make(map[net.Conn]bool)}
+	g.unheld = sync.NewCond(&g.mu)
 	g.wg.Go(g.accept)
 	t.Cleanup(func() {
 		_ = l.Close()
@@ -42,21 +44,32 @@ func NewGate(t testing.TB, target string) *Gate {
 // Addr is the gate's "host:port".
 func (g *Gate) Addr() string { return g.l.Addr().String() }
 
-// Close cuts every forwarded connection and refuses new ones until Open.
+// Close cuts every forwarded connection, dropping what Hold kept back,
+// and refuses new ones until Open.
 func (g *Gate) Close() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.shut = true
+	g.shut, g.held = true, false
 	for c := range g.conns {
 		_ = c.Close()
 	}
 	clear(g.conns)
+	g.unheld.Broadcast()
 }
 
 // Open forwards new connections again.
 func (g *Gate) Open() {
 	g.mu.Lock()
 	g.shut = false
+	g.mu.Unlock()
+}
+
+// Hold keeps back what clients send to the broker (the broker's side
+// still flows) until Close: a client's acknowledgements are then lost with
+// its connection.
+func (g *Gate) Hold() {
+	g.mu.Lock()
+	g.held = true
 	g.mu.Unlock()
 }
 
@@ -87,18 +100,44 @@ func (g *Gate) accept() {
 		}
 		g.conns[in], g.conns[out] = true, true
 		g.mu.Unlock()
-		g.wg.Go(func() { g.pipe(out, in) })
-		g.wg.Go(func() { g.pipe(in, out) })
+		g.wg.Go(func() { g.pipe(out, in, true) })
+		g.wg.Go(func() { g.pipe(in, out, false) })
 	}
 }
 
-// pipe copies until either side ends, then closes both.
-func (g *Gate) pipe(dst, src net.Conn) {
-	_, _ = io.Copy(dst, src) // ends with an error when either side closes
+// pipe copies until either side ends, then closes both; upstream (client
+// to broker) waits while the gate holds.
+func (g *Gate) pipe(dst, src net.Conn, upstream bool) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 && upstream && !g.pass() {
+			break
+		}
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				break
+			}
+		}
+		if err != nil {
+			break // either side closed
+		}
+	}
 	_ = dst.Close()
 	_ = src.Close()
 	g.mu.Lock()
 	delete(g.conns, dst)
 	delete(g.conns, src)
 	g.mu.Unlock()
+}
+
+// pass waits while the gate holds and reports whether the bytes may go on
+// (false once the connection was cut).
+func (g *Gate) pass() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for g.held && !g.shut {
+		g.unheld.Wait()
+	}
+	return !g.shut
 }
