@@ -684,6 +684,10 @@ command_subject = "cmd.{server}.target"
 	if _, err := Parse([]byte(conf("embedded", "bus.embedded.jetstream", `["plant.a.speed", "plant.status.*", "plant.status.*.events"]`)+"[bus.embedded]\ndata_dir = \"/tmp/x\"\n"), nil); err != nil {
 		t.Errorf("data and status subjects refused: %v", err)
 	}
+	// Without the catch-all filters only declared routes count.
+	if _, err := Parse([]byte(strings.Replace(conf("nats", "bus.nats.jetstream", `["plant.status.>", "plant.a.*"]`), "[bus]\n", "[bus]\nanswer_unknown_commands = false\n", 1)), nil); err != nil {
+		t.Errorf("status subjects refused without the command filters: %v", err)
+	}
 	if _, err := Parse([]byte(conf("embedded", "bus.embedded.jetstream", `[]`)+"[bus.embedded]\ndata_dir = \"/tmp/x\"\n"), nil); err == nil || !strings.Contains(err.Error(), "bus.embedded.jetstream.subjects: an empty list captures nothing") {
 		t.Errorf("empty list: %v", err)
 	}

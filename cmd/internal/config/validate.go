@@ -375,7 +375,10 @@ func (c *Config) checkStreamSubjects(v *checker, table *mapping.Table) {
 	if len(js.Subjects) == 0 {
 		v.says(p+".subjects", "an empty list captures nothing; leave the key out to capture the data, status and events subjects")
 	}
-	answered := append(table.CommandRoutes(), table.CommandFilters()...)
+	answered := table.CommandRoutes()
+	if c.Bus.AnswerUnknownCommands {
+		answered = append(answered, table.CommandFilters()...)
+	}
 	for r := range table.ReadOnlyRoutes() {
 		answered = append(answered, r)
 	}
