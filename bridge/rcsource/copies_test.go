@@ -159,10 +159,10 @@ func TestCommandRedelivered(t *testing.T) {
 	if tok := client.C.Publish(route, 1, false, `{"id":"r1","value":9}`); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatalf("publish: %v", tok.Error())
 	}
-	waitFor(t, "the write of r1", func() bool { return writes.Load() == 2 })
+	e2e.WaitFor(t, "the write of r1", func() bool { return writes.Load() == 2 })
 	gate.Close() // the bridge's PUBACK and result are lost with the connection
 	gate.Open()
-	waitFor(t, "the broker to deliver r1 again", func() bool { return copies.Load() >= 1 })
+	e2e.WaitFor(t, "the broker to deliver r1 again", func() bool { return copies.Load() >= 1 })
 	results.Await(t, 20*time.Second, "r1's answer", func(msgs []e2e.Msg) bool {
 		return slices.ContainsFunc(msgs, func(m e2e.Msg) bool { return e2e.DecodeReply(t, m.Payload).ID == "r1" })
 	})
@@ -176,18 +176,5 @@ func TestCommandRedelivered(t *testing.T) {
 		if r := e2e.DecodeReply(t, m.Payload); r.ID == "r1" && !r.OK {
 			t.Errorf("answer to r1: %s", r.Raw)
 		}
-	}
-}
-
-// waitFor polls cond for up to 20 s; a wait with a deadline, not a timing
-// assertion.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 20 s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
