@@ -184,17 +184,7 @@ func TestClientNodeUAModifyItemsAndMonitoringMode(t *testing.T) {
 	// A restart: the session is gone; the items come back with their
 	// parameters and modes (Gen.2 and Gen.3 still disabled).
 	n := len(iv.kinds())
-	if err := srv.Restart(); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-c.Done():
-	case <-time.After(10 * time.Second):
-		t.Fatal("restart unnoticed")
-	}
-	if outcome, err := c.Resume(ctx10s(t), srv.accept(t)); err != nil || outcome != rc.SessionRecreated {
-		t.Fatalf("Resume after restart = %v, %v", outcome, err)
-	}
+	restartAndResume(t, srv, c)
 	waitFor(t, "the recreated subscription", 10*time.Second, func() bool { return slices.Contains(iv.kinds(), rc.PublishRecreated) })
 	want := []rc.ClientEventKind{rc.ClientDisconnected, rc.ClientResuming, rc.ClientResumed, rc.PublishGap, rc.PublishRecreated}
 	if got := iv.kinds()[n:]; !slices.Equal(got, want) {
@@ -227,6 +217,23 @@ func TestClientNodeUAModifyItemsAndMonitoringMode(t *testing.T) {
 		if slices.Contains(iv.of(h[1+i]), any(int32(200+i))) {
 			t.Errorf("recreated disabled Gen.%d reported: %v", i, iv.of(h[1+i]))
 		}
+	}
+}
+
+// restartAndResume restarts srv, which loses c's session, and resumes c on
+// the server's next connection: a new session.
+func restartAndResume(t *testing.T, srv *rcServer, c *rc.Client) {
+	t.Helper()
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-c.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("restart unnoticed")
+	}
+	if outcome, err := c.Resume(ctx10s(t), srv.accept(t)); err != nil || outcome != rc.SessionRecreated {
+		t.Fatalf("Resume after restart = %v, %v", outcome, err)
 	}
 }
 
@@ -293,17 +300,7 @@ func TestClientNodeUAEvents(t *testing.T) {
 		t.Fatalf("events %+v, want %+v", g, want)
 	}
 
-	if err := srv.Restart(); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-c.Done():
-	case <-time.After(10 * time.Second):
-		t.Fatal("restart unnoticed")
-	}
-	if outcome, err := c.Resume(ctx10s(t), srv.accept(t)); err != nil || outcome != rc.SessionRecreated {
-		t.Fatalf("Resume after restart = %v, %v", outcome, err)
-	}
+	restartAndResume(t, srv, c)
 	waitFor(t, "the recreated subscription", 10*time.Second, func() bool { return slices.Contains(ce.kinds(), rc.PublishRecreated) })
 	if err := srv.RaiseEvent("after", 700); err != nil {
 		t.Fatal(err)

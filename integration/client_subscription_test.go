@@ -198,18 +198,7 @@ func TestClientNodeUASubscriptionStallAndRestart(t *testing.T) {
 	// A restarted server has lost the session: the subscription is created
 	// again and the loss is reported.
 	oldID := sub.ID()
-	if err := srv.Restart(); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-c.Done():
-	case <-time.After(10 * time.Second):
-		t.Fatal("restart unnoticed")
-	}
-	outcome, err = c.Resume(ctx10s(t), srv.accept(t))
-	if err != nil || outcome != rc.SessionRecreated {
-		t.Fatalf("Resume after restart = %v, %v", outcome, err)
-	}
+	restartAndResume(t, srv, c)
 	waitFor(t, "recreated subscription", 10*time.Second, func() bool { return sub.ID() != oldID })
 	cc.mu.Lock()
 	cc.values, cc.origin = nil, nil // the counter starts over in the new process
