@@ -38,15 +38,15 @@ type scaleSetup struct {
 	sample int
 	// onlineTimeout bounds the wait for every server to be online.
 	onlineTimeout time.Duration
-	// profileDir, if set, receives the bridge's heap profiles before and
-	// after the sessions (base.pb.gz, loaded.pb.gz).
+	// profileDir, if set, receives the bridge's heap profiles and
+	// goroutines before and after the sessions (base.*, loaded.*).
 	profileDir string
 }
 
 // processSample is what the bridge process reports about itself after a
 // forced garbage collection.
 type processSample struct {
-	heapInuse, heapLive, rss, goroutines, cpu float64
+	heapInuse, heapLive, stack, rss, goroutines, cpu float64
 }
 
 // scaleResult is the outcome of a run.
@@ -148,12 +148,14 @@ func runScale(tb testing.TB, s scaleSetup) scaleResult {
 		wg.Wait()
 	}()
 
-	// Settled with no session: every server configured and offline.
-	waitUntil(tb, 30*time.Second, "every server offline before the run", func() bool {
-		return metricValue(tb, base, `rcbridge_sessions{state="offline"}`) == float64(s.sessions)
+	// Settled with no session: every server configured and offline, the
+	// command routes (one per mapped row and server) subscribed.
+	waitUntil(tb, 60*time.Second, "every server offline and the command routes subscribed before the run", func() bool {
+		return metricValue(tb, base, `rcbridge_sessions{state="offline"}`) == float64(s.sessions) &&
+			strings.Contains(bridge.log.String(), `"msg":"command routes subscribed"`)
 	})
 	var res scaleResult
-	res.base = sampleProcess(tb, base, s.profileDir, "base.pb.gz")
+	res.base = sampleProcess(tb, base, s.profileDir, "base")
 
 	// Every server dials at the same moment.
 	ctx, cancel := context.WithTimeout(context.Background(), s.onlineTimeout)
@@ -216,7 +218,7 @@ func runScale(tb testing.TB, s scaleSetup) scaleResult {
 	}
 
 	time.Sleep(2 * time.Second) // settle: the setup's transient buffers are garbage now
-	res.loaded = sampleProcess(tb, base, s.profileDir, "loaded.pb.gz")
+	res.loaded = sampleProcess(tb, base, s.profileDir, "loaded")
 	return res
 }
 
@@ -292,7 +294,8 @@ func (w *busWatch) missing(items int) string {
 }
 
 // sampleProcess forces a garbage collection in the bridge (the heap
-// profile with gc=1, kept in dir as name when dir is set) and reads the
+// profile with gc=1, kept in dir as name.heap.pb.gz with the goroutines
+// in name.goroutines.txt when dir is set) and reads the
 // runtime and process figures from /metrics.
 func sampleProcess(tb testing.TB, base, dir, name string) processSample {
 	tb.Helper()
@@ -306,8 +309,14 @@ func sampleProcess(tb testing.TB, base, dir, name string) processSample {
 		tb.Fatalf("heap profile: %d %v", res.StatusCode, err)
 	}
 	if dir != "" {
-		if err := os.WriteFile(filepath.Join(dir, name), prof, 0o600); err != nil {
-			tb.Fatal(err)
+		code, goroutines, _ := get(tb, base+"/debug/pprof/goroutine?debug=1")
+		if code != http.StatusOK {
+			tb.Fatalf("goroutine profile: %d", code)
+		}
+		for file, b := range map[string][]byte{name + ".heap.pb.gz": prof, name + ".goroutines.txt": []byte(goroutines)} {
+			if err := os.WriteFile(filepath.Join(dir, file), b, 0o600); err != nil {
+				tb.Fatal(err)
+			}
 		}
 	}
 	m := metricsOf(tb, base)
@@ -321,6 +330,7 @@ func sampleProcess(tb testing.TB, base, dir, name string) processSample {
 	return processSample{
 		heapInuse:  get("go_memstats_heap_inuse_bytes"),
 		heapLive:   get("go_gc_heap_live_bytes"),
+		stack:      get("go_memstats_stack_inuse_bytes"),
 		rss:        get("process_resident_memory_bytes"),
 		goroutines: get("go_goroutines"),
 		cpu:        get("process_cpu_seconds_total"),
@@ -423,13 +433,15 @@ func TestScaleHarness(t *testing.T) {
 // Reported: online-s (dial start until the last online presence arrived
 // on the bus), values-s (until the bridge had published every server's
 // first values), the bridge's growth per session in heap in use and live
-// heap (after a forced GC) and RSS, goroutines per session, the bridge's
+// heap (after a forced GC), goroutine stacks and RSS, goroutines per
+// session, the bridge's
 // CPU seconds for the whole setup, and the 1-minute load average.
 //
 //	go test -run '^$' -bench Scale -benchtime 1x ./cmd/rcbridge
 //
 // RCBRIDGE_SCALE_PROFILES=dir keeps the bridge's heap profiles there
-// (go tool pprof -sample_index=inuse_space -diff_base dir/base.pb.gz dir/loaded.pb.gz).
+// with its goroutines (go tool pprof -sample_index=inuse_space
+// -diff_base dir/base.heap.pb.gz dir/loaded.heap.pb.gz).
 func BenchmarkScale(b *testing.B) {
 	for _, c := range []struct {
 		sessions  int
@@ -442,7 +454,7 @@ func BenchmarkScale(b *testing.B) {
 		b.Run(fmt.Sprintf("sessions=%d/bus=%s", c.sessions, bus), func(b *testing.B) {
 			s := scaleSetup{sessions: c.sessions, items: 100, perSource: 8, jetstream: c.jetstream, sample: 50,
 				onlineTimeout: 120 * time.Second, profileDir: os.Getenv("RCBRIDGE_SCALE_PROFILES")}
-			var sum struct{ online, values, heap, live, rss, gor, cpu float64 }
+			var sum struct{ online, values, heap, live, stack, rss, gor, cpu float64 }
 			for b.Loop() {
 				r := runScale(b, s)
 				n := s.sessions
@@ -450,6 +462,7 @@ func BenchmarkScale(b *testing.B) {
 				sum.values += r.firstValues.Seconds()
 				sum.heap += r.perSession(n, func(p processSample) float64 { return p.heapInuse })
 				sum.live += r.perSession(n, func(p processSample) float64 { return p.heapLive })
+				sum.stack += r.perSession(n, func(p processSample) float64 { return p.stack })
 				sum.rss += r.perSession(n, func(p processSample) float64 { return p.rss })
 				sum.gor += r.perSession(n, func(p processSample) float64 { return p.goroutines })
 				sum.cpu += r.loaded.cpu - r.base.cpu
@@ -459,6 +472,7 @@ func BenchmarkScale(b *testing.B) {
 			b.ReportMetric(sum.values/runs, "values-s")
 			b.ReportMetric(sum.heap/runs/1024, "heap-KiB/session")
 			b.ReportMetric(sum.live/runs/1024, "live-KiB/session")
+			b.ReportMetric(sum.stack/runs/1024, "stack-KiB/session")
 			b.ReportMetric(sum.rss/runs/1024, "rss-KiB/session")
 			b.ReportMetric(sum.gor/runs, "goroutines/session")
 			b.ReportMetric(sum.cpu/runs, "bridge-cpu-s")
