@@ -39,7 +39,8 @@ type scaleSetup struct {
 	// onlineTimeout bounds the wait for every server to be online.
 	onlineTimeout time.Duration
 	// profileDir, if set, receives the bridge's heap profiles and
-	// goroutines before and after the sessions (base.*, loaded.*).
+	// goroutines before and after the sessions (base.*, loaded.*) and its
+	// CPU profile of the first 10 s after the dial (dial.cpu.pb.gz).
 	profileDir string
 }
 
@@ -174,6 +175,11 @@ func runScale(tb testing.TB, s scaleSetup) scaleResult {
 			}
 		})
 	}
+	var cpuProfile sync.WaitGroup
+	if s.profileDir != "" {
+		cpuProfile.Go(func() { saveCPUProfile(tb, base, filepath.Join(s.profileDir, "dial.cpu.pb.gz")) })
+	}
+	defer cpuProfile.Wait()
 	began := time.Now()
 	close(start)
 	dialing.Wait()
@@ -334,6 +340,24 @@ func sampleProcess(tb testing.TB, base, dir, name string) processSample {
 		rss:        get("process_resident_memory_bytes"),
 		goroutines: get("go_goroutines"),
 		cpu:        get("process_cpu_seconds_total"),
+	}
+}
+
+// saveCPUProfile writes the bridge's CPU profile of the next 10 s to
+// path; it runs beside the test, so it reports with Errorf.
+func saveCPUProfile(tb testing.TB, base, path string) {
+	res, err := http.Get(base + "/debug/pprof/profile?seconds=10")
+	if err != nil {
+		tb.Errorf("CPU profile: %v", err)
+		return
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err == nil && res.StatusCode == http.StatusOK {
+		err = os.WriteFile(path, b, 0o600)
+	}
+	if err != nil || res.StatusCode != http.StatusOK {
+		tb.Errorf("CPU profile: %d %v", res.StatusCode, err)
 	}
 }
 
