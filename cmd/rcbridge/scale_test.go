@@ -455,17 +455,20 @@ func TestScaleHarness(t *testing.T) {
 // starts a fresh bridge.
 //
 // Reported: online-s (dial start until the last online presence arrived
-// on the bus), values-s (until the bridge had published every server's
-// first values), the bridge's growth per session in heap in use and live
-// heap (after a forced GC), goroutine stacks and RSS, goroutines per
-// session, the bridge's
-// CPU seconds for the whole setup, and the 1-minute load average.
+// on the bus); values-s (until the bridge had published every server's
+// first values); base-heap-MiB (the bridge's heap in use with every server
+// configured and no session); heap-, live-, stack- and rss-KiB/session
+// (the bridge's growth per session in heap in use and live heap after a
+// forced GC, goroutine stacks and resident memory); goroutines/session;
+// bridge-cpu-s (the bridge's CPU time for the whole setup); loadavg (the
+// machine's 1-minute load average).
 //
 //	go test -run '^$' -bench Scale -benchtime 1x ./cmd/rcbridge
 //
-// RCBRIDGE_SCALE_PROFILES=dir keeps the bridge's heap profiles there
-// with its goroutines (go tool pprof -sample_index=inuse_space
-// -diff_base dir/base.heap.pb.gz dir/loaded.heap.pb.gz).
+// RCBRIDGE_SCALE_PROFILES=dir keeps the bridge's profiles there (heap and
+// goroutines before and after, CPU of the dial phase; go tool pprof
+// -sample_index=inuse_space -diff_base dir/base.heap.pb.gz
+// dir/loaded.heap.pb.gz).
 func BenchmarkScale(b *testing.B) {
 	for _, c := range []struct {
 		sessions  int
@@ -478,12 +481,13 @@ func BenchmarkScale(b *testing.B) {
 		b.Run(fmt.Sprintf("sessions=%d/bus=%s", c.sessions, bus), func(b *testing.B) {
 			s := scaleSetup{sessions: c.sessions, items: 100, perSource: 8, jetstream: c.jetstream, sample: 50,
 				onlineTimeout: 120 * time.Second, profileDir: os.Getenv("RCBRIDGE_SCALE_PROFILES")}
-			var sum struct{ online, values, heap, live, stack, rss, gor, cpu float64 }
+			var sum struct{ online, values, base, heap, live, stack, rss, gor, cpu float64 }
 			for b.Loop() {
 				r := runScale(b, s)
 				n := s.sessions
 				sum.online += r.online.Seconds()
 				sum.values += r.firstValues.Seconds()
+				sum.base += r.base.heapInuse
 				sum.heap += r.perSession(n, func(p processSample) float64 { return p.heapInuse })
 				sum.live += r.perSession(n, func(p processSample) float64 { return p.heapLive })
 				sum.stack += r.perSession(n, func(p processSample) float64 { return p.stack })
@@ -494,6 +498,7 @@ func BenchmarkScale(b *testing.B) {
 			runs := float64(b.N)
 			b.ReportMetric(sum.online/runs, "online-s")
 			b.ReportMetric(sum.values/runs, "values-s")
+			b.ReportMetric(sum.base/runs/(1<<20), "base-heap-MiB")
 			b.ReportMetric(sum.heap/runs/1024, "heap-KiB/session")
 			b.ReportMetric(sum.live/runs/1024, "live-KiB/session")
 			b.ReportMetric(sum.stack/runs/1024, "stack-KiB/session")
