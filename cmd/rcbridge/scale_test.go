@@ -197,17 +197,19 @@ func runScale(tb testing.TB, s scaleSetup) scaleResult {
 
 	// Every server's first values published (the bridge's own count), the
 	// sampled ones seen on the bus.
-	waitUntil(tb, 60*time.Second, "every server's first values published", func() bool {
-		all := servers(tb, base)
-		if len(all) != s.sessions {
-			return false
-		}
-		for _, v := range all {
+	var lagging []string
+	waitUntilOr(tb, 60*time.Second, func() bool {
+		lagging = lagging[:0]
+		for uri, v := range servers(tb, base) {
 			if v.State != stateOnline || v.Items != s.items || v.Published < uint64(s.items) {
-				return false
+				lagging = append(lagging, fmt.Sprintf("%s: %s since %s, %d items, %d notifications, %d published, last error %q",
+					uri, v.State, v.Since.Format(time.RFC3339Nano), v.Items, v.Notifications, v.Published, v.LastError))
 			}
 		}
-		return true
+		return len(lagging) == 0
+	}, func() string {
+		return fmt.Sprintf("%d servers without their first values published, e.g.\n%s\nbridge log tail:\n%s",
+			len(lagging), strings.Join(lagging[:min(5, len(lagging))], "\n"), lastLines(bridge.log.String(), 20))
 	})
 	res.firstValues = time.Since(began)
 	waitUntil(tb, 30*time.Second, "the sampled servers' values on the bus", func() bool { return watch.missing(s.items) == "" })
@@ -409,13 +411,25 @@ func admissions(tb testing.TB, base string) string {
 // waitUntil polls cond every 200 ms and fails after timeout.
 func waitUntil(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
 	tb.Helper()
+	waitUntilOr(tb, timeout, cond, func() string { return what })
+}
+
+// waitUntilOr is waitUntil with the failure described by why.
+func waitUntilOr(tb testing.TB, timeout time.Duration, cond func() bool, why func() string) {
+	tb.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %s waiting for %s", timeout, what)
+			tb.Fatalf("timed out after %s waiting: %s", timeout, why())
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// lastLines returns the last n lines of s.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 // loadAverage returns the 1-minute load average of the machine.
