@@ -36,6 +36,9 @@ type scaleSetup struct {
 	// sample is every how many servers the data routes are watched on the
 	// bus (each sampled server's items must all arrive there).
 	sample int
+	// drop is how many servers lose their connection once every server
+	// is online (they dial again and resume).
+	drop int
 	// onlineTimeout bounds the wait for every server to be online.
 	onlineTimeout time.Duration
 	// profileDir, if set, receives the bridge's heap profiles and
@@ -59,6 +62,12 @@ type scaleResult struct {
 	// firstValues is from the dial start until every server's first
 	// values were published.
 	firstValues time.Duration
+	// redials counts connections the bridge lost after admitting them:
+	// the server dialed again, as a real one does, and its session was
+	// resumed on the new connection.
+	redials int
+	// problems are the bridge's last warnings and errors.
+	problems string
 }
 
 // perSession returns (loaded - base) / sessions of one figure.
@@ -166,10 +175,12 @@ func runScale(tb testing.TB, s scaleSetup) scaleResult {
 	var firstErr sync.Once
 	var dialErr error
 	var dialing sync.WaitGroup
-	for _, srv := range plcs {
+	closers := make([]func(), len(plcs))
+	for i, srv := range plcs {
 		dialing.Go(func() {
 			<-start
-			if _, err := srv.Dial(ctx, listener); err != nil {
+			var err error
+			if closers[i], err = srv.Dial(ctx, listener); err != nil {
 				dialErrs.Add(1)
 				firstErr.Do(func() { dialErr = err })
 			}
@@ -180,6 +191,25 @@ func runScale(tb testing.TB, s scaleSetup) scaleResult {
 		cpuProfile.Go(func() { saveCPUProfile(tb, base, filepath.Join(s.profileDir, "dial.cpu.pb.gz")) })
 	}
 	defer cpuProfile.Wait()
+	// A server whose connection ends dials again at once, as a real one
+	// does (the bridge says "resuming" on the bus).
+	var redials atomic.Int64
+	var redialing sync.WaitGroup
+	defer redialing.Wait()
+	defer cancel()
+	redialing.Go(func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case i := <-watch.lost:
+				if _, err := plcs[i].Dial(ctx, listener); err != nil && ctx.Err() == nil {
+					tb.Errorf("%s dialing again: %v", scaleURI(i), err)
+				}
+				redials.Add(1)
+			}
+		}
+	})
 	began := time.Now()
 	close(start)
 	dialing.Wait()
@@ -194,6 +224,10 @@ func runScale(tb testing.TB, s scaleSetup) scaleResult {
 			metricValue(tb, base, "rcbridge_session_setup_failures_total"))
 	}
 	res.online = watch.lastOnline().Sub(began)
+	for _, closeConn := range closers[:s.drop] {
+		closeConn()
+	}
+	waitUntil(tb, 30*time.Second, "the dropped servers dialing again", func() bool { return redials.Load() >= int64(s.drop) })
 
 	// Every server's first values published (the bridge's own count), the
 	// sampled ones seen on the bus.
@@ -208,16 +242,21 @@ func runScale(tb testing.TB, s scaleSetup) scaleResult {
 		}
 		return len(lagging) == 0
 	}, func() string {
-		return fmt.Sprintf("%d servers without their first values published, e.g.\n%s\nbridge log tail:\n%s",
-			len(lagging), strings.Join(lagging[:min(5, len(lagging))], "\n"), lastLines(bridge.log.String(), 20))
+		return fmt.Sprintf("%d servers without their first values published, e.g.\n%s\nthe bridge's last warnings and errors:\n%s",
+			len(lagging), strings.Join(lagging[:min(5, len(lagging))], "\n"), problems(bridge.log.String(), 20))
 	})
 	res.firstValues = time.Since(began)
 	waitUntil(tb, 30*time.Second, "the sampled servers' values on the bus", func() bool { return watch.missing(s.items) == "" })
 
 	// Nobody was refused, every session was set up once.
-	if got := admissions(tb, base); got != fmt.Sprintf("accepted=%d", s.sessions) {
-		tb.Errorf("admissions: %s, want accepted=%d only", got, s.sessions)
-	}
+	var got, want string
+	waitUntilOr(tb, 10*time.Second, func() bool {
+		res.redials = int(redials.Load())
+		got, want = admissions(tb, base), fmt.Sprintf("accepted=%d", s.sessions+res.redials)
+		return got == want
+	}, func() string {
+		return fmt.Sprintf("admissions %s, want %s only (%d servers, %d dialed again)", got, want, s.sessions, res.redials)
+	})
 	if n := metricValue(tb, base, "rcbridge_sessions_total"); n != float64(s.sessions) {
 		tb.Errorf("sessions set up: %v, want %d", n, s.sessions)
 	}
@@ -227,6 +266,7 @@ func runScale(tb testing.TB, s scaleSetup) scaleResult {
 
 	time.Sleep(2 * time.Second) // settle: the setup's transient buffers are garbage now
 	res.loaded = sampleProcess(tb, base, s.profileDir, "loaded")
+	res.problems = problems(bridge.log.String(), 10)
 	return res
 }
 
@@ -235,6 +275,9 @@ func runScale(tb testing.TB, s scaleSetup) scaleResult {
 type busWatch struct {
 	want      int
 	allOnline chan struct{}
+	// lost receives the index of every server the bridge says is
+	// resuming: its connection ended.
+	lost chan int
 
 	mu     sync.Mutex
 	online map[string]time.Time // first online presence by status subject
@@ -243,8 +286,19 @@ type busWatch struct {
 }
 
 func watchBus(nc *nats.Conn, s scaleSetup) (*busWatch, error) {
-	w := &busWatch{want: s.sessions, allOnline: make(chan struct{}), online: make(map[string]time.Time), data: make(map[string]map[string]bool)}
+	w := &busWatch{want: s.sessions, allOnline: make(chan struct{}), lost: make(chan int, s.sessions),
+		online: make(map[string]time.Time), data: make(map[string]map[string]bool)}
 	if _, err := nc.Subscribe("rcbridge.status.*", func(m *nats.Msg) {
+		if bytes.Contains(m.Data, []byte(`"state":"resuming"`)) {
+			var i int
+			if _, err := fmt.Sscanf(m.Subject, "rcbridge.status.plc%d", &i); err == nil && i < s.sessions {
+				select {
+				case w.lost <- i:
+				default: // the test fails on that server's state
+				}
+			}
+			return
+		}
 		if !bytes.Contains(m.Data, []byte(`"state":"online"`)) {
 			return
 		}
@@ -426,10 +480,15 @@ func waitUntilOr(tb testing.TB, timeout time.Duration, cond func() bool, why fun
 	}
 }
 
-// lastLines returns the last n lines of s.
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+// problems returns the last n lines of a JSON log that are not INFO.
+func problems(log string, n int) string {
+	var out []string
+	for l := range strings.Lines(log) {
+		if !strings.Contains(l, `"level":"INFO"`) && !strings.Contains(l, `"level":"DEBUG"`) {
+			out = append(out, strings.TrimSpace(l))
+		}
+	}
+	return strings.Join(out[max(0, len(out)-n):], "\n")
 }
 
 // loadAverage returns the 1-minute load average of the machine.
@@ -448,10 +507,14 @@ func loadAverage() (float64, error) {
 // TestScaleHarness runs the scale benchmark's harness small: 40 servers
 // from 5 source addresses (8 each, the per-source cap) dial the real
 // rcbridge at once; all must be admitted, online and publish all their
-// items, and the bridge's memory figures must be readable.
+// items, two that lose their connection must dial again and resume, and
+// the bridge's memory figures must be readable.
 func TestScaleHarness(t *testing.T) {
-	s := scaleSetup{sessions: 40, items: 10, perSource: 8, sample: 4, onlineTimeout: 60 * time.Second}
+	s := scaleSetup{sessions: 40, items: 10, perSource: 8, sample: 4, drop: 2, onlineTimeout: 60 * time.Second}
 	r := runScale(t, s)
+	if r.redials != s.drop {
+		t.Errorf("%d servers dialed again, want the %d dropped ones", r.redials, s.drop)
+	}
 	t.Logf("online after %s, values after %s; bridge before %+v, after %+v", r.online, r.firstValues, r.base, r.loaded)
 	if r.online <= 0 || r.firstValues < r.online || r.base.heapLive <= 0 || r.loaded.heapLive <= r.base.heapLive ||
 		r.loaded.goroutines <= r.base.goroutines || r.loaded.rss <= 0 {
@@ -474,8 +537,11 @@ func TestScaleHarness(t *testing.T) {
 // configured and no session); heap-, live-, stack- and rss-KiB/session
 // (the bridge's growth per session in heap in use and live heap after a
 // forced GC, goroutine stacks and resident memory); goroutines/session;
-// bridge-cpu-s (the bridge's CPU time for the whole setup); loadavg (the
-// machine's 1-minute load average).
+// bridge-cpu-s (the bridge's CPU time for the whole setup); redials
+// (connections the bridge closed after admitting them, for example when
+// its stall watchdog found no Publish response in time: the server dials
+// again at once, as a real one would, and the session resumes); loadavg
+// (the machine's 1-minute load average).
 //
 //	go test -run '^$' -bench Scale -benchtime 1x ./cmd/rcbridge
 //
@@ -495,7 +561,7 @@ func BenchmarkScale(b *testing.B) {
 		b.Run(fmt.Sprintf("sessions=%d/bus=%s", c.sessions, bus), func(b *testing.B) {
 			s := scaleSetup{sessions: c.sessions, items: 100, perSource: 8, jetstream: c.jetstream, sample: 50,
 				onlineTimeout: 120 * time.Second, profileDir: os.Getenv("RCBRIDGE_SCALE_PROFILES")}
-			var sum struct{ online, values, base, heap, live, stack, rss, gor, cpu float64 }
+			var sum struct{ online, values, base, heap, live, stack, rss, gor, cpu, redials float64 }
 			for b.Loop() {
 				r := runScale(b, s)
 				n := s.sessions
@@ -508,6 +574,10 @@ func BenchmarkScale(b *testing.B) {
 				sum.rss += r.perSession(n, func(p processSample) float64 { return p.rss })
 				sum.gor += r.perSession(n, func(p processSample) float64 { return p.goroutines })
 				sum.cpu += r.loaded.cpu - r.base.cpu
+				sum.redials += float64(r.redials)
+				if r.redials > 0 {
+					b.Logf("%d connections lost after admission and dialed again; the bridge's last warnings:\n%s", r.redials, r.problems)
+				}
 			}
 			runs := float64(b.N)
 			b.ReportMetric(sum.online/runs, "online-s")
@@ -519,6 +589,7 @@ func BenchmarkScale(b *testing.B) {
 			b.ReportMetric(sum.rss/runs/1024, "rss-KiB/session")
 			b.ReportMetric(sum.gor/runs, "goroutines/session")
 			b.ReportMetric(sum.cpu/runs, "bridge-cpu-s")
+			b.ReportMetric(sum.redials/runs, "redials")
 			if la, err := loadAverage(); err == nil {
 				b.ReportMetric(la, "loadavg")
 			}
