@@ -34,22 +34,42 @@ func CheckRoutes(syn mapping.Syntax, adapter string, routes, active []string, li
 		}
 		errs = append(errs, fmt.Errorf("%s: route %q: %s: %w", adapter, r, why, bridge.ErrInvalidRoute))
 	}
+	// A plain route (no wildcard token) overlaps only an equal route or a
+	// route with a wildcard, so it is checked by map lookups and against
+	// the few wildcard routes only: comparing all pairs took minutes for
+	// the 100,000 routes of 1,000 servers with 100 rows each.
+	activeAt := make(map[string]int, len(active)) // first index of each active route
+	var activeWild []int                          // the active routes with a wildcard
+	for j, a := range active {
+		if _, ok := activeAt[a]; !ok {
+			activeAt[a] = j
+		}
+		if !plain(syn, a) {
+			activeWild = append(activeWild, j)
+		}
+	}
+	seen := make(map[string]bool, len(routes))
 	var filters []string
-	for i, r := range routes {
+	for _, r := range routes {
 		if err := checkFilter(syn, r, literal); err != nil {
 			bad(r, "not a command route", err)
 			continue
 		}
 		isFilter := syn.IsFilter(r)
+		if seen[r] {
+			bad(r, fmt.Sprintf("overlaps %q of the same call", r), nil)
+		} else if isFilter {
+			for _, o := range filters {
+				if syn.Overlap(o, r) {
+					bad(r, fmt.Sprintf("overlaps %q of the same call", o), nil)
+				}
+			}
+		}
+		seen[r] = true
 		if isFilter {
 			filters = append(filters, r)
 		}
-		for _, o := range routes[:i] {
-			if o == r || (isFilter && syn.IsFilter(o) && syn.Overlap(o, r)) {
-				bad(r, fmt.Sprintf("overlaps %q of the same call", o), nil)
-			}
-		}
-		if j := slices.IndexFunc(active, func(a string) bool { return syn.Overlap(a, r) }); j >= 0 {
+		if j := firstOverlap(syn, r, active, activeAt, activeWild); j >= 0 {
 			bad(r, fmt.Sprintf("overlaps %q, already subscribed", active[j]), nil)
 		}
 	}
@@ -63,6 +83,37 @@ func CheckRoutes(syn mapping.Syntax, adapter string, routes, active []string, li
 		}
 	}
 	return broker, nil
+}
+
+// plain reports whether no token of r is a wildcard.
+func plain(syn mapping.Syntax, r string) bool {
+	for t := range strings.SplitSeq(r, string(syn.Separator())) {
+		if t == syn.Wildcard() || t == syn.MultiWildcard() {
+			return false
+		}
+	}
+	return true
+}
+
+// firstOverlap returns the index of the first active route that overlaps
+// r, or -1. activeAt and wild index active (see CheckRoutes).
+func firstOverlap(syn mapping.Syntax, r string, active []string, activeAt map[string]int, wild []int) int {
+	if !plain(syn, r) {
+		return slices.IndexFunc(active, func(a string) bool { return syn.Overlap(a, r) })
+	}
+	first := -1
+	if j, ok := activeAt[r]; ok {
+		first = j
+	}
+	for _, j := range wild {
+		if first >= 0 && j > first {
+			break
+		}
+		if syn.Overlap(active[j], r) {
+			return j
+		}
+	}
+	return first
 }
 
 // checkFilter checks r as a literal route after replacing each wildcard
