@@ -34,20 +34,9 @@ func CheckRoutes(syn mapping.Syntax, adapter string, routes, active []string, li
 		}
 		errs = append(errs, fmt.Errorf("%s: route %q: %s: %w", adapter, r, why, bridge.ErrInvalidRoute))
 	}
-	// A plain route (no wildcard token) overlaps only an equal route or a
-	// route with a wildcard, so it is checked by map lookups and against
-	// the few wildcard routes only: comparing all pairs took minutes for
-	// the 100,000 routes of 1,000 servers with 100 rows each.
-	activeAt := make(map[string]int, len(active)) // first index of each active route
-	var activeWild []int                          // the active routes with a wildcard
-	for j, a := range active {
-		if _, ok := activeAt[a]; !ok {
-			activeAt[a] = j
-		}
-		if !plain(syn, a) {
-			activeWild = append(activeWild, j)
-		}
-	}
+	// Pairs are not compared one by one: 1,000 servers with 100 rows make
+	// 100,000 routes, and that took minutes.
+	activeIdx := NewRouteIndex(syn, active)
 	seen := make(map[string]bool, len(routes))
 	var filters []string
 	for _, r := range routes {
@@ -69,7 +58,7 @@ func CheckRoutes(syn mapping.Syntax, adapter string, routes, active []string, li
 		if isFilter {
 			filters = append(filters, r)
 		}
-		if j := firstOverlap(syn, r, active, activeAt, activeWild); j >= 0 {
+		if j := activeIdx.First(r); j >= 0 {
 			bad(r, fmt.Sprintf("overlaps %q, already subscribed", active[j]), nil)
 		}
 	}
@@ -85,35 +74,60 @@ func CheckRoutes(syn mapping.Syntax, adapter string, routes, active []string, li
 	return broker, nil
 }
 
-// plain reports whether no token of r is a wildcard.
-func plain(syn mapping.Syntax, r string) bool {
-	for t := range strings.SplitSeq(r, string(syn.Separator())) {
-		if t == syn.Wildcard() || t == syn.MultiWildcard() {
-			return false
-		}
-	}
-	return true
+// RouteIndex finds which of a list of routes (subjects, topics, filters)
+// overlap a given route without comparing it with each: a plain route (no
+// wildcard token) overlaps only an equal route or one with a wildcard, so
+// it costs a map lookup and a scan of the few routes with wildcards.
+type RouteIndex struct {
+	syn    mapping.Syntax
+	routes []string
+	at     map[string]int // first index of each route
+	wild   []int          // the routes with a wildcard, in order
 }
 
-// firstOverlap returns the index of the first active route that overlaps
-// r, or -1. activeAt and wild index active (see CheckRoutes).
-func firstOverlap(syn mapping.Syntax, r string, active []string, activeAt map[string]int, wild []int) int {
-	if !plain(syn, r) {
-		return slices.IndexFunc(active, func(a string) bool { return syn.Overlap(a, r) })
+// NewRouteIndex indexes routes; the slice must not change afterwards.
+func NewRouteIndex(syn mapping.Syntax, routes []string) *RouteIndex {
+	x := &RouteIndex{syn: syn, routes: routes, at: make(map[string]int, len(routes))}
+	for j, r := range routes {
+		if _, ok := x.at[r]; !ok {
+			x.at[r] = j
+		}
+		if !x.plain(r) {
+			x.wild = append(x.wild, j)
+		}
+	}
+	return x
+}
+
+// First returns the index of the first route that overlaps r
+// (mapping.Syntax.Overlap), or -1.
+func (x *RouteIndex) First(r string) int {
+	if !x.plain(r) {
+		return slices.IndexFunc(x.routes, func(a string) bool { return x.syn.Overlap(a, r) })
 	}
 	first := -1
-	if j, ok := activeAt[r]; ok {
+	if j, ok := x.at[r]; ok {
 		first = j
 	}
-	for _, j := range wild {
+	for _, j := range x.wild {
 		if first >= 0 && j > first {
 			break
 		}
-		if syn.Overlap(active[j], r) {
+		if x.syn.Overlap(x.routes[j], r) {
 			return j
 		}
 	}
 	return first
+}
+
+// plain reports whether no token of r is a wildcard.
+func (x *RouteIndex) plain(r string) bool {
+	for t := range strings.SplitSeq(r, string(x.syn.Separator())) {
+		if t == x.syn.Wildcard() || t == x.syn.MultiWildcard() {
+			return false
+		}
+	}
+	return true
 }
 
 // checkFilter checks r as a literal route after replacing each wildcard
