@@ -166,7 +166,7 @@ type client struct {
 	c   *rc.Client
 
 	out     chan bridge.Notification
-	events  chan rc.ClientEvent
+	events  chan *rc.ClientEvent // pointers: the buffer is allocated with every session
 	stop    chan struct{}
 	fwdOnce sync.Once
 	wg      sync.WaitGroup
@@ -181,7 +181,7 @@ var _ bridge.Client = (*client)(nil)
 // newClient wraps c and registers it for its events.
 func (s *Source) newClient(serverURI string, c *rc.Client) *client {
 	cl := &client{src: s, uri: serverURI, c: c, out: make(chan bridge.Notification),
-		events: make(chan rc.ClientEvent, maxEvents), stop: make(chan struct{})}
+		events: make(chan *rc.ClientEvent, maxEvents), stop: make(chan struct{})}
 	s.mu.Lock()
 	s.clients[c] = cl
 	s.mu.Unlock()
