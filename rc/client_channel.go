@@ -35,7 +35,8 @@ var (
 // Transport limits we announce in our Hello and accept in the server's
 // Acknowledge. Specification: Part 6, 7.1.2.3 and 7.1.2.4.
 const (
-	helloBufferSize     = 0xffff
+	// DefaultBufferSize is ClientConfig.BufferSize's default.
+	DefaultBufferSize   = 0xffff
 	helloMaxMessageSize = 16 << 20
 	minBufferSize       = 8192
 	// maxBufferSize caps the buffer sizes a server may announce in its ACK:
@@ -55,6 +56,7 @@ type channelParams struct {
 	remoteCert     []byte          // the server certificate, secure only
 	lifetime       time.Duration
 	requestTimeout time.Duration
+	bufferSize     uint32 // ReceiveBufferSize and SendBufferSize in the Hello
 }
 
 // channel is one secure channel on one socket: the transport a session runs
@@ -99,8 +101,8 @@ func openChannel(ctx context.Context, tcp *net.TCPConn, p channelParams, log *sl
 	// unblock it too.
 	unblock := context.AfterFunc(ctx, func() { _ = tcp.SetDeadline(time.Unix(1, 0)) })
 	ack := uacp.Acknowledge{ // each connection gets its own copy
-		ReceiveBufSize: helloBufferSize,
-		SendBufSize:    helloBufferSize,
+		ReceiveBufSize: p.bufferSize,
+		SendBufSize:    p.bufferSize,
 		MaxMessageSize: helloMaxMessageSize,
 	}
 	conn, err := uacp.NewConn(tcp, &ack)

@@ -95,6 +95,15 @@ type ClientConfig struct {
 	// more (the server keeps them meanwhile). Default
 	// DefaultNotificationQueue.
 	NotificationQueue int
+	// BufferSize is the transport buffer size the client announces in its
+	// Hello, as both ReceiveBufferSize and SendBufferSize, so the largest
+	// message chunk either side sends; larger messages travel in several
+	// chunks. gopcua allocates a buffer of the size the server
+	// acknowledges (at most this) for every chunk it receives, so a large
+	// value costs memory and garbage collection on every message, a small
+	// one more chunks per large message. Default DefaultBufferSize; 8192
+	// (the minimum of Part 6, 7.1.2.3) to 4 MiB.
+	BufferSize int
 	// OnPublishEvent receives the publish engine's events (stall, gap, recreated
 	// subscription). It is called from the engine's goroutines and must not
 	// block.
@@ -172,6 +181,9 @@ func (c ClientConfig) Validate() error {
 	if c.PublishRequests < 0 || c.NotificationQueue < 0 {
 		add("PublishRequests %d and NotificationQueue %d must not be negative", c.PublishRequests, c.NotificationQueue)
 	}
+	if c.BufferSize != 0 && (c.BufferSize < minBufferSize || c.BufferSize > maxBufferSize) {
+		add("BufferSize %d outside %d..%d", c.BufferSize, minBufferSize, maxBufferSize)
+	}
 	if c.ChannelLifetime > 0 && c.ChannelLifetime < minChannelLifetime {
 		add("ChannelLifetime %s is below %s", c.ChannelLifetime, minChannelLifetime)
 	}
@@ -208,6 +220,9 @@ func (c ClientConfig) withDefaults() ClientConfig {
 	}
 	if c.NotificationQueue == 0 {
 		c.NotificationQueue = DefaultNotificationQueue
+	}
+	if c.BufferSize == 0 {
+		c.BufferSize = DefaultBufferSize
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -421,6 +436,7 @@ func (f *Factory) channelParams(endpointURL string, remoteCert []byte) channelPa
 		remoteCert:     remoteCert,
 		lifetime:       f.cfg.ChannelLifetime,
 		requestTimeout: f.cfg.RequestTimeout,
+		bufferSize:     uint32(f.cfg.BufferSize),
 	}
 	if f.cfg.Identity.kind == IdentityCertificate {
 		p.userKey = f.cfg.Identity.key
