@@ -8,5 +8,5 @@ import (
 
 // Send exposes the raw request path to the black-box tests.
 func Send(ctx context.Context, c *Client, req ua.Request) (ua.Response, error) {
-	return c.send(ctx, c.ch.Load(), req)
+	return c.send(ctx, c.ch.Load(), req, 0)
 }
