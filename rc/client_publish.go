@@ -155,8 +155,8 @@ type subState struct {
 	next    uint32 // next sequence number to deliver
 	pending map[uint32]*Notification
 	last    map[uint32]*lastValue // last value delivered, by client handle
-	filling bool                     // a worker is filling a gap
-	acked   uint32                   // highest sequence number the consumer acked
+	filling bool                  // a worker is filling a gap
+	acked   uint32                // highest sequence number the consumer acked
 }
 
 func newSubState(s *Subscription) *subState {
