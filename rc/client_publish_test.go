@@ -324,3 +324,19 @@ func TestPublishDeleteAndClose(t *testing.T) {
 		t.Fatal("Notifications not closed by Close")
 	}
 }
+
+// TestPublishSmallBuffers runs the engine with the smallest transport
+// buffers the spec allows: the Hello announces them, and messages of
+// 1,000 changes (about 26 KB) arrive in several chunks, also when
+// republished, whole and in order.
+func TestPublishSmallBuffers(t *testing.T) {
+	const msgs, per = 40, 1000
+	ls, _ := newLoadSetup(t, rctest.LoadOptions{ChangesPerMessage: per, Messages: msgs}, rc.ClientConfig{BufferSize: 8192}, 0)
+	if recv, send := ls.srv.ClientBuffers(); recv != 8192 || send != 8192 {
+		t.Errorf("Hello buffer sizes %d/%d, want 8192/8192", recv, send)
+	}
+	ls.waitValues(t, 5*per)
+	ls.srv.DropNext(2) // republished, in chunks too
+	ls.waitValues(t, msgs*per)
+	ls.checkValues(t, msgs*per, nil)
+}

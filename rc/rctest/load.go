@@ -64,9 +64,10 @@ type LoadServer struct {
 	closed   bool
 	wg       sync.WaitGroup
 
-	dropNext int  // data messages to lose on the wire (kept for Republish)
-	stalled  bool // hold Publish requests without any answer
-	forget   bool // drop retained messages instead of keeping them
+	helloIn  uacp.Hello // the last client Hello
+	dropNext int        // data messages to lose on the wire (kept for Republish)
+	stalled  bool       // hold Publish requests without any answer
+	forget   bool       // drop retained messages instead of keeping them
 }
 
 // NewLoadServer returns a load server; it does nothing until Dial.
@@ -132,6 +133,14 @@ func (s *LoadServer) Close() {
 	}
 	s.mu.Unlock()
 	s.wg.Wait()
+}
+
+// ClientBuffers returns the ReceiveBufferSize and SendBufferSize of the
+// last Hello a client sent. Specification: Part 6, 7.1.2.3.
+func (s *LoadServer) ClientBuffers() (receive, send uint32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.helloIn.ReceiveBufSize, s.helloIn.SendBufSize
 }
 
 // DropNext makes the next n data messages vanish, as if sent on a
@@ -278,6 +287,9 @@ func (c *loadConn) serve() {
 		close(pubDone)
 		return
 	}
+	c.s.mu.Lock()
+	c.s.helloIn = *hel
+	c.s.mu.Unlock()
 	// Revise the client's buffer sizes down to ours, as a server must
 	// (Part 6, 7.1.2.4), and send chunks no larger than it can receive.
 	ack := &uacp.Acknowledge{ReceiveBufSize: min(loadBufferSize, hel.SendBufSize), SendBufSize: min(loadBufferSize, hel.ReceiveBufSize), MaxMessageSize: 1 << 24}
