@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -50,19 +51,20 @@ func subscribedClient(b *testing.B, s *rc.Session, cfg rc.ClientConfig, items ..
 
 // BenchmarkPublish measures the publish engine's CPU time per delivered
 // data change against gopcua's decode floor, side by side in one run, for
-// NotificationMessages of 100 and of 1,000 data changes:
+// NotificationMessages of 100 and of 1,000 data changes
+// (rctest.CompareWithFloor):
 //
-//   - client (cpu-ns/change): rc.Client subscribed to rctest load servers
-//     in a separate process (StartLoadProcess) over a reverse socket,
+//   - cpu-ns/change: rc.Client subscribed to an rctest load server in a
+//     separate process (rctest.StartLoadProcess) over a reverse socket,
 //     every message acknowledged after delivery; the CPU time of this
 //     process, user and system over all threads (garbage collection and
 //     the socket's system calls included), per change delivered.
-//   - floor (floor-cpu-ns/change): the same process decoding as many
-//     PublishResponses of the same size with gopcua (rctest.DecodeFloorCPU),
-//     measured the same way right after the client closed.
+//   - floor-cpu-ns/change: this process decoding as many PublishResponses
+//     of the same size with gopcua, measured the same way, in rounds that
+//     alternate with the client's.
 //
 // cpu/floor is their ratio (issue 4's target: ≤ 1.25), changes/s the
-// client's throughput (≥ 150k), ns/op the client's wall time per change.
+// client's throughput (≥ 150k).
 //
 //	go test -run '^$' -bench 'BenchmarkPublish$' -benchmem ./rc
 func BenchmarkPublish(b *testing.B) {
@@ -86,52 +88,24 @@ func BenchmarkPublishBufferSize(b *testing.B) {
 func benchPublish(b *testing.B, per int, cfg rc.ClientConfig) {
 	proc := rctest.StartLoadProcess(b, rctest.LoadOptions{ChangesPerMessage: per})
 	c := subscribedClient(b, procConnect(b, proc, listen(b)), cfg, "a", "b")
-	floorMsg, err := rctest.PublishMessage(per)
-	if err != nil {
-		b.Fatal(err)
-	}
-	notifications := c.Notifications()
-	for range 10 { // warm up
-		n := <-notifications
-		n.Ack()
-	}
-	b.ReportAllocs()
-	got := 0
-	var wall time.Duration
-	cpu, err := rctest.MeasureCPU(func() error {
-		b.ResetTimer()
-		start := time.Now()
-		for got < b.N {
-			n := <-notifications
-			got += len(n.DataChanges)
+	var delivered atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for n := range c.Notifications() {
+			delivered.Add(int64(len(n.DataChanges)))
 			n.Ack()
 		}
-		wall = time.Since(start)
-		b.StopTimer()
-		return nil
+	}()
+	b.Cleanup(func() {
+		_ = c.Close(ctxTimeout(b, 5*time.Second))
+		<-done
 	})
-	if err != nil {
-		b.Fatal(err)
+	for delivered.Load() < int64(10*per) { // warm up
+		time.Sleep(time.Millisecond)
 	}
-	if err := c.Close(ctxTimeout(b, 5*time.Second)); err != nil {
-		b.Fatal(err)
-	}
-	floor, err := rctest.DecodeFloorCPU(floorMsg, got/per)
-	if err != nil {
-		b.Fatal(err)
-	}
-	reportCPU(b, got, wall, cpu, floor)
-}
-
-// reportCPU reports the CPU time per change of the client and of the floor
-// and their ratio.
-func reportCPU(b *testing.B, changes int, wall, cpu, floor time.Duration) {
-	perChange := float64(cpu.Nanoseconds()) / float64(changes)
-	floorPerChange := float64(floor.Nanoseconds()) / float64(changes)
-	b.ReportMetric(float64(changes)/wall.Seconds(), "changes/s")
-	b.ReportMetric(perChange, "cpu-ns/change")
-	b.ReportMetric(floorPerChange, "floor-cpu-ns/change")
-	b.ReportMetric(perChange/floorPerChange, "cpu/floor")
+	b.ReportAllocs()
+	rctest.CompareWithFloor(b, proc, per, delivered.Load)
 }
 
 // BenchmarkResumeDelivery measures Resume with the publish engine running:

@@ -23,16 +23,16 @@ const benchNATSEnv = "RCSOURCE_BENCH_NATS"
 // decode floor, side by side in one run, for NotificationMessages of 100
 // and of 1,000 UInt32 changes from 1 and from 4 servers:
 //
-//   - bridge (cpu-ns/change): rctest load servers in a separate process
+//   - cpu-ns/change: rctest load servers in a separate process
 //     reverse-connect and stream pre-encoded PublishResponses; rc's
 //     publish engine, rcsource, the bridge (JSON payloads, batches,
 //     acknowledgement after the flush round trip) and natsbus deliver them
 //     to a nats-server that runs in the load process too, so neither the
 //     servers' nor the broker's CPU time is counted. The CPU time of this
 //     process (user and system, all threads) per change confirmed.
-//   - floor (floor-cpu-ns/change): this process decoding as many
-//     PublishResponses of the same size with gopcua, measured the same way
-//     after the bridge stopped (rctest.DecodeFloorCPU).
+//   - floor-cpu-ns/change: this process decoding as many
+//     PublishResponses of the same size with gopcua, measured the same way,
+//     in rounds that alternate with the bridge's (rctest.CompareWithFloor).
 //
 // cpu/floor is their ratio (issue 6's target: ≤ 1.3), changes/s the
 // throughput into NATS (≥ 250k with several sessions), ns/op the wall time
@@ -71,21 +71,12 @@ func benchEndToEnd(b *testing.B, per, sessions int) {
 		}
 		rows[i] = mapping.Row{Servers: []string{"urn:load:*"}, Node: ref}
 	}
-	var confirmed, target atomic.Int64
-	target.Store(int64(max(10_000, 10*per))) // warm up
-	reached := make(chan struct{}, 1)
+	var confirmed atomic.Int64
 	br := e2e.StartBridge(b, e2e.BridgeConfig{Servers: servers, Syntax: mapping.NATS, Prefix: prefix, Rows: rows, Bus: bus,
 		Tune: func(c *bridge.Config) {
 			c.Commands = nil
 			c.Metrics.Server = func(string) bridge.ServerMetrics {
-				return bridge.ServerMetrics{Confirmed: func(n uint64) {
-					if confirmed.Add(int64(n)) >= target.Load() {
-						select {
-						case reached <- struct{}{}:
-						default:
-						}
-					}
-				}}
+				return bridge.ServerMetrics{Confirmed: func(n uint64) { confirmed.Add(int64(n)) }}
 			}
 			for _, s := range servers {
 				c.Servers = append(c.Servers, bridge.ServerConfig{URI: s.URI, PublishingInterval: 10 * time.Millisecond})
@@ -97,44 +88,12 @@ func benchEndToEnd(b *testing.B, per, sessions int) {
 		}
 		br.Await(s.URI, bridge.Online)
 	}
-	floorMsg, err := rctest.PublishMessage(per)
-	if err != nil {
-		b.Fatal(err)
-	}
-	await := func() {
-		for confirmed.Load() < target.Load() {
-			select {
-			case <-reached:
-			case <-time.After(30 * time.Second):
-				b.Fatalf("%d changes confirmed, waiting for %d", confirmed.Load(), target.Load())
-			}
+	for deadline := time.Now().Add(30 * time.Second); confirmed.Load() < int64(max(10_000, 10*per)); { // warm up
+		if time.Now().After(deadline) {
+			b.Fatalf("%d changes confirmed in 30 s", confirmed.Load())
 		}
+		time.Sleep(time.Millisecond)
 	}
-	await()
 	b.ReportAllocs()
-	var wall time.Duration
-	var got int64
-	cpu, err := rctest.MeasureCPU(func() error {
-		b.ResetTimer()
-		start, base := time.Now(), confirmed.Load()
-		target.Store(base + int64(b.N))
-		await()
-		got, wall = confirmed.Load()-base, time.Since(start)
-		b.StopTimer()
-		return nil
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	br.Stop() // nothing runs during the floor
-	floor, err := rctest.DecodeFloorCPU(floorMsg, int(got)/per)
-	if err != nil {
-		b.Fatal(err)
-	}
-	perChange := float64(cpu.Nanoseconds()) / float64(got)
-	floorPerChange := float64(floor.Nanoseconds()) / float64(got)
-	b.ReportMetric(float64(got)/wall.Seconds(), "changes/s")
-	b.ReportMetric(perChange, "cpu-ns/change")
-	b.ReportMetric(floorPerChange, "floor-cpu-ns/change")
-	b.ReportMetric(perChange/floorPerChange, "cpu/floor")
+	rctest.CompareWithFloor(b, proc, per, confirmed.Load)
 }

@@ -67,6 +67,7 @@ type LoadServer struct {
 	helloIn  uacp.Hello // the last client Hello
 	dropNext int        // data messages to lose on the wire (kept for Republish)
 	stalled  bool       // hold Publish requests without any answer
+	paused   bool       // answer Publish requests with keep-alives only
 	forget   bool       // drop retained messages instead of keeping them
 }
 
@@ -157,6 +158,16 @@ func (s *LoadServer) DropNext(n int) {
 func (s *LoadServer) Stall(on bool) {
 	s.mu.Lock()
 	s.stalled = on
+	s.mu.Unlock()
+	s.kickAll()
+}
+
+// Pause makes the server answer Publish requests with keep-alives only,
+// once per keep-alive period (true), or send data again (false). A
+// benchmark pauses the load to measure between idle moments.
+func (s *LoadServer) Pause(on bool) {
+	s.mu.Lock()
+	s.paused = on
 	s.mu.Unlock()
 	s.kickAll()
 }
@@ -601,7 +612,7 @@ func (c *loadConn) publishOne() (bool, error) {
 		s.mu.Unlock()
 		return false, nil
 	}
-	data := s.opts.Messages == 0 || int(sub.seq) < s.opts.Messages
+	data := !s.paused && (s.opts.Messages == 0 || int(sub.seq) < s.opts.Messages)
 	var b []byte
 	if data {
 		if sub.tmpl == nil {

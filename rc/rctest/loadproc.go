@@ -36,9 +36,12 @@ func IsLoadProcess() bool { return os.Getenv(loadProcessEnv) != "" }
 // each on out with "ok" or "error <text>":
 //
 //	dial <server URI> <address>
+//	pause
+//	resume
 //
-// starts a LoadServer with that ServerUri (other options from the
-// environment) dialing address with a ReverseHello. At the end of in (the
+// dial starts a LoadServer with that ServerUri (other options from the
+// environment) dialing address with a ReverseHello; pause and resume
+// apply LoadServer.Pause to every server. At the end of in (the
 // parent closed it or died) it closes every server and returns the exit
 // code: 0, or 2 when the options in the environment are invalid.
 func ServeLoadProcess(in io.Reader, out io.Writer) int {
@@ -56,6 +59,13 @@ func ServeLoadProcess(in io.Reader, out io.Writer) int {
 	sc := bufio.NewScanner(in)
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
+		if len(f) == 1 && (f[0] == "pause" || f[0] == "resume") {
+			for _, s := range servers {
+				s.Pause(f[0] == "pause")
+			}
+			fmt.Fprintln(out, "ok")
+			continue
+		}
 		if len(f) != 3 || f[0] != "dial" {
 			fmt.Fprintf(out, "error rctest: unknown command %q\n", sc.Text())
 			continue
@@ -134,19 +144,34 @@ func (p *LoadProcess) ReadLine() (string, error) {
 	return strings.TrimSuffix(line, "\n"), nil
 }
 
+// Pause pauses (true) or resumes (false) the load of every server of the
+// process: see LoadServer.Pause.
+func (p *LoadProcess) Pause(on bool) error {
+	cmd := "resume"
+	if on {
+		cmd = "pause"
+	}
+	return p.command(cmd)
+}
+
 // Dial makes the process dial addr with a new load server announcing
 // serverURI, and returns once the ReverseHello is sent (or failed). The
 // caller accepts the connection concurrently.
 func (p *LoadProcess) Dial(serverURI, addr string) error {
+	if strings.ContainsAny(serverURI, " \n") {
+		return fmt.Errorf("rctest: server URI %q has white space", serverURI)
+	}
+	return p.command("dial " + serverURI + " " + addr)
+}
+
+// command sends one command and reads its answer.
+func (p *LoadProcess) command(cmd string) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
 		return errors.New("rctest: load process closed")
 	}
-	if strings.ContainsAny(serverURI, " \n") {
-		return fmt.Errorf("rctest: server URI %q has white space", serverURI)
-	}
-	if _, err := fmt.Fprintf(p.in, "dial %s %s\n", serverURI, addr); err != nil {
+	if _, err := fmt.Fprintln(p.in, cmd); err != nil {
 		return fmt.Errorf("rctest: load process: %w", err)
 	}
 	line, err := p.ReadLine()
@@ -154,7 +179,7 @@ func (p *LoadProcess) Dial(serverURI, addr string) error {
 		return err
 	}
 	if line != "ok" {
-		return fmt.Errorf("rctest: load process dial %s: %s", addr, strings.TrimPrefix(line, "error "))
+		return fmt.Errorf("rctest: load process %q: %s", cmd, strings.TrimPrefix(line, "error "))
 	}
 	return nil
 }
