@@ -35,8 +35,11 @@ var (
 // Transport limits we announce in our Hello and accept in the server's
 // Acknowledge. Specification: Part 6, 7.1.2.3 and 7.1.2.4.
 const (
-	// DefaultBufferSize is ClientConfig.BufferSize's default.
-	DefaultBufferSize   = 0xffff
+	// DefaultBufferSize is ClientConfig.BufferSize's default: the smallest
+	// size at which gopcua's default cap of 512 chunks per message still
+	// admits helloMaxMessageSize (16 MiB). BenchmarkPublishBufferSize
+	// compares it with 8, 16 and 64 KiB.
+	DefaultBufferSize   = 32 << 10
 	helloMaxMessageSize = 16 << 20
 	minBufferSize       = 8192
 	// maxBufferSize caps the buffer sizes a server may announce in its ACK:

@@ -98,11 +98,13 @@ type ClientConfig struct {
 	// BufferSize is the transport buffer size the client announces in its
 	// Hello, as both ReceiveBufferSize and SendBufferSize, so the largest
 	// message chunk either side sends; larger messages travel in several
-	// chunks. gopcua allocates a buffer of the size the server
-	// acknowledges (at most this) for every chunk it receives, so a large
-	// value costs memory and garbage collection on every message, a small
-	// one more chunks per large message. Default DefaultBufferSize; 8192
-	// (the minimum of Part 6, 7.1.2.3) to 4 MiB.
+	// chunks (Part 6, 7.1.2.3). gopcua allocates a buffer of the size the
+	// server acknowledges (at most this) for every chunk it receives, so a
+	// large value costs allocation and garbage collection on every
+	// message, also a small one. A small value means more chunks per large
+	// message, and gopcua accepts at most the server's MaxChunkCount (512
+	// when the server sets none) per message: 512 chunks of 32 KiB are 16
+	// MiB. Default DefaultBufferSize (32 KiB); 8192 to 4 MiB.
 	BufferSize int
 	// OnPublishEvent receives the publish engine's events (stall, gap, recreated
 	// subscription). It is called from the engine's goroutines and must not
