@@ -77,7 +77,7 @@ func DecodeFloorCPU(msg []byte, n int) (time.Duration, error) {
 // machine load. delivered counts the changes handled so far (delivered,
 // published, confirmed: whatever the benchmark measures).
 //
-// A round resumes the load until delivered grew by a quarter of b.N,
+// A round resumes the load until delivered grew by an eighth of b.N,
 // pauses it, and waits until the process is idle, so that the CPU time of
 // the round covers exactly the changes it counted; then it decodes as many
 // changes' worth of messages (DecodeFloorCPU). The benchmark timer runs
@@ -103,7 +103,7 @@ func CompareWithFloor(b *testing.B, proc *LoadProcess, per int, delivered func()
 	fail(waitIdle(delivered))
 	b.StopTimer()
 	b.ResetTimer()
-	const rounds = 4
+	const rounds = 8
 	share := max(int64(b.N)/rounds, 1)
 	var total, floorChanges int64
 	var wall, cpu, floor time.Duration
