@@ -340,3 +340,28 @@ func TestPublishSmallBuffers(t *testing.T) {
 	ls.waitValues(t, msgs*per)
 	ls.checkValues(t, msgs*per, nil)
 }
+
+// TestPublishPausedLoad checks the load server's Pause that the benchmarks
+// rely on: while paused only keep-alives come, the session is not declared
+// stalled, and the values go on in order after it.
+func TestPublishPausedLoad(t *testing.T) {
+	const per = 10
+	ls, _ := newLoadSetup(t, rctest.LoadOptions{ChangesPerMessage: per}, rc.ClientConfig{}, 0)
+	ls.waitValues(t, 20*per)
+	ls.srv.Pause(true)
+	time.Sleep(100 * time.Millisecond) // what was on its way arrives
+	paused := ls.count()
+	time.Sleep(1500 * time.Millisecond) // past the stall limit (1.2 s) without keep-alives
+	if got := ls.count(); got != paused {
+		t.Errorf("%d values while paused", got-paused)
+	}
+	if err := ls.c.Err(); err != nil {
+		t.Fatalf("connection ended while paused: %v", err)
+	}
+	ls.srv.Pause(false)
+	ls.waitValues(t, paused+20*per)
+	ls.checkValues(t, paused+20*per, nil)
+	if ev := ls.eventsOf(rc.PublishStalled); len(ev) > 0 {
+		t.Errorf("stalled while paused: %+v", ev)
+	}
+}
