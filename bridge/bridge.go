@@ -27,6 +27,7 @@ type Bridge struct {
 	// to their items, so that writes to them are answered.
 	readOnly map[string]*mapping.Item
 	refusals chan refusal
+	dedup    *dedup // nil when off
 
 	running       atomic.Bool
 	done          chan struct{}
@@ -47,6 +48,9 @@ func New(cfg Config) (*Bridge, error) {
 		done:          make(chan struct{}),
 		commandsReady: make(chan struct{}),
 	}
+	if cfg.DedupWindow > 0 {
+		b.dedup = newDedup(cfg.DedupWindow, cfg.DedupSize)
+	}
 	per := make(map[string]ServerConfig, len(cfg.Servers))
 	for _, s := range cfg.Servers {
 		per[s.URI] = s
@@ -62,7 +66,7 @@ func New(cfg Config) (*Bridge, error) {
 		return nil, err
 	}
 	if !cfg.NoReadOnlyRoutes && cfg.Commands != nil {
-		b.readOnly = b.readOnlyRoutes()
+		b.readOnly = cfg.Table.ReadOnlyRoutes()
 	}
 	return b, nil
 }
@@ -84,32 +88,6 @@ func (b *Bridge) checkEventRoutes() error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// readOnlyRoutes returns the route a write to each published read-only
-// row would use (data route + "set"), where no other route has it.
-func (b *Bridge) readOnlyRoutes() map[string]*mapping.Item {
-	taken := make(map[string]bool)
-	for _, s := range b.sups {
-		taken[s.statusRoute], taken[s.eventsRoute] = true, true
-		for _, it := range s.items {
-			taken[it.Route], taken[it.CommandRoute], taken[it.ResultRoute] = true, true, true
-		}
-	}
-	syn := b.cfg.Table.Syntax()
-	ro := make(map[string]*mapping.Item)
-	for _, s := range b.sups {
-		for _, it := range s.items {
-			if it.Kind != mapping.Variable || it.Writable || it.Route == "" {
-				continue
-			}
-			r := syn.Join(it.Route, "set")
-			if !taken[r] && mapping.ValidateRoute(syn, r) == nil {
-				ro[r] = it
-			}
-		}
-	}
-	return ro
 }
 
 // Run runs the bridge until ctx ends, then shuts down within about
@@ -156,6 +134,9 @@ func (b *Bridge) serveCommands(ctx context.Context) {
 	routes := b.cfg.Table.CommandRoutes()
 	for r := range b.readOnly {
 		routes = append(routes, r)
+	}
+	if !b.cfg.NoUnknownRoutes {
+		routes = append(routes, b.cfg.Table.CommandFilters()...)
 	}
 	if len(routes) == 0 {
 		close(b.commandsReady)

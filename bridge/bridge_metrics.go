@@ -16,6 +16,9 @@ type Metrics struct {
 	// RejectsDropped counts refused commands dropped without a reply
 	// because the reply queue was full.
 	RejectsDropped Counter
+	// CommandsDuplicate counts copies of a command already received (same
+	// route, id and body within Config.DedupWindow): not carried out.
+	CommandsDuplicate Counter
 }
 
 // ServerMetrics are the counters of one server.

@@ -166,9 +166,10 @@ type ReplyFunc func(ctx context.Context, payload []byte) error
 
 // Command is one command received from the bus. The handler owns Payload.
 type Command struct {
-	// Route is the route the command arrived on, exactly as passed to
-	// CommandSource.Subscribe: the NATS command subject, or the MQTT
-	// command topic (`<topic>/set`, `<topic>/call`).
+	// Route is the literal route the command arrived on: the NATS
+	// subject, or the MQTT topic (`<topic>/set`, `<topic>/call`). For a
+	// command delivered by a filter it is the route that matched, not the
+	// filter.
 	Route string
 	// Payload is the request body as received.
 	Payload []byte
@@ -207,12 +208,19 @@ type CommandHandler func(Command)
 type CommandSource interface {
 	// Subscribe starts delivering commands arriving on routes to h until
 	// the returned Subscription is ended or the adapter is closed. Routes
-	// are literal command routes as the mapping renders them (no
-	// wildcards): NATS subjects, or MQTT topics such as `<topic>/set`. The
-	// adapter re-subscribes after every reconnect. It
+	// are command routes as the mapping renders them: NATS subjects, or
+	// MQTT topics such as `<topic>/set`. A route may also be a filter
+	// (mapping.Table.CommandFilters) whose tokens may be the single-level
+	// wildcard ("*" on NATS, "+" on MQTT) as a whole token, except the
+	// last one; multi-level wildcards are refused. A filter delivers every
+	// command on a matching route; a literal route of the same call that
+	// a filter matches is delivered by the filter, so that every command
+	// reaches h once. The adapter re-subscribes after every reconnect. It
 	// returns an error wrapping ErrInvalidRoute (quoting the route) before
-	// subscribing anything if a route is unusable, and returns only after
-	// the broker accepted every subscription or ctx is done.
+	// subscribing anything if a route is unusable, two routes of the call
+	// are equal or are overlapping filters, or a route overlaps a route of
+	// another active Subscription; it returns only after the broker
+	// accepted every subscription or ctx is done.
 	Subscribe(ctx context.Context, routes []string, h CommandHandler) (Subscription, error)
 }
 

@@ -25,13 +25,17 @@ import (
 type command struct {
 	cmd  Command
 	item *mapping.Item
+	seen *dedupEntry // where the reply is remembered; nil for none
 }
 
-// refusal is a command refused before it reached a server.
+// refusal is a command refused before it reached a server, or (raw set)
+// the copy of a command answered before, to be answered the same again.
 type refusal struct {
 	cmd    Command
+	seen   *dedupEntry
 	status ua.StatusCode
 	err    error
+	raw    []byte
 }
 
 // handle is the CommandHandler: it runs on the bus adapter's goroutine
@@ -47,34 +51,55 @@ func (b *Bridge) handle(cmd Command) {
 		b.refuse(cmd, ua.StatusBadNodeIDUnknown, fmt.Errorf("%w: %q", ErrUnknownRoute, cmd.Route))
 		return
 	}
+	now := time.Now()
+	seen, dup, answer := b.dedup.begin(cmd.Route, commandID(cmd.Payload), cmd.Payload, now)
+	if dup {
+		b.cfg.Metrics.CommandsDuplicate.Add(1)
+		b.log.Debug("command received again: not carried out", "route", cmd.Route, "answered", answer != nil)
+		if answer != nil {
+			b.queueRefusal(refusal{cmd: cmd, raw: answer})
+		}
+		return
+	}
 	s := b.byURI[item.ServerURI]
 	if _, st := s.current(); st != Online {
 		s.m.CommandsRefused.Add(1)
-		b.refuse(cmd, ua.StatusBadServerNotConnected, fmt.Errorf("%w: server %q is %s", ErrOffline, s.uri, st))
+		b.refuseSeen(cmd, seen, ua.StatusBadServerNotConnected, fmt.Errorf("%w: server %q is %s", ErrOffline, s.uri, st))
 		return
 	}
-	if !s.limiter.allow(time.Now()) {
+	if !s.limiter.allow(now) {
 		s.m.CommandsLimited.Add(1)
-		b.refuse(cmd, ua.StatusBadTooManyOperations, fmt.Errorf("%w: server %q takes %s commands per second (burst %d)",
+		b.refuseSeen(cmd, seen, ua.StatusBadTooManyOperations, fmt.Errorf("%w: server %q takes %s commands per second (burst %d)",
 			ErrRateLimited, s.uri, strconv.FormatFloat(s.cfg.CommandRate, 'g', -1, 64), s.cfg.CommandBurst))
 		return
 	}
 	select {
-	case s.cmds <- command{cmd: cmd, item: item}:
+	case s.cmds <- command{cmd: cmd, item: item, seen: seen}:
 	default:
 		s.m.CommandsBusy.Add(1)
-		b.refuse(cmd, ua.StatusBadTooManyOperations, fmt.Errorf("%w: %d commands already wait for server %q", ErrBusy, cap(s.cmds), s.uri))
+		b.refuseSeen(cmd, seen, ua.StatusBadTooManyOperations, fmt.Errorf("%w: %d commands already wait for server %q", ErrBusy, cap(s.cmds), s.uri))
 	}
 }
 
 // refuse queues the answer to a refused command for the reply goroutine;
 // when that queue is full the command is dropped unanswered.
 func (b *Bridge) refuse(cmd Command, status ua.StatusCode, err error) {
+	b.refuseSeen(cmd, nil, status, err)
+}
+
+// refuseSeen is refuse for a command whose answer is remembered in seen.
+func (b *Bridge) refuseSeen(cmd Command, seen *dedupEntry, status ua.StatusCode, err error) {
+	b.queueRefusal(refusal{cmd: cmd, seen: seen, status: status, err: err})
+}
+
+// queueRefusal hands r to the reply goroutine without blocking.
+func (b *Bridge) queueRefusal(r refusal) {
 	select {
-	case b.refusals <- refusal{cmd: cmd, status: status, err: err}:
+	case b.refusals <- r:
 	default:
+		b.dedup.forget(r.seen)
 		b.cfg.Metrics.RejectsDropped.Add(1)
-		b.log.Debug("refused command dropped without reply: reply queue full", "route", cmd.Route)
+		b.log.Debug("refused command dropped without reply: reply queue full", "route", r.cmd.Route)
 	}
 }
 
@@ -107,16 +132,34 @@ func serveQueue[T any](q <-chan T, stop <-chan struct{}, handle, drain func(T)) 
 }
 
 func (b *Bridge) sendRefusal(base context.Context, r refusal) {
+	if r.raw != nil {
+		b.send(base, r.cmd, r.raw)
+		return
+	}
 	b.log.Debug("command refused", "route", r.cmd.Route, "status", r.status, "err", r.err)
-	b.reply(base, r.cmd, mapping.Reply{ID: commandID(r.cmd.Payload), Status: r.status, Err: r.err})
+	b.reply(base, r.cmd, r.seen, false, mapping.Reply{ID: commandID(r.cmd.Payload), Status: r.status, Err: r.err})
 }
 
-// reply sends the reply to cmd within CommandTimeout.
-func (b *Bridge) reply(base context.Context, cmd Command, r mapping.Reply) {
+// reply sends the reply to cmd within CommandTimeout. When the command
+// reached the server (sent) the reply is remembered in seen for copies of
+// the command; otherwise the command is forgotten, so that a retry is
+// carried out.
+func (b *Bridge) reply(base context.Context, cmd Command, seen *dedupEntry, sent bool, r mapping.Reply) {
+	payload := mapping.AppendReply(nil, r)
+	if sent {
+		b.dedup.finish(seen, payload)
+	} else {
+		b.dedup.forget(seen)
+	}
+	b.send(base, cmd, payload)
+}
+
+// send sends payload as the reply to cmd within CommandTimeout.
+func (b *Bridge) send(base context.Context, cmd Command, payload []byte) {
 	ctx, cancel := context.WithTimeout(base, b.cfg.CommandTimeout)
 	defer cancel()
-	if err := cmd.Reply(ctx, mapping.AppendReply(nil, r)); err != nil {
-		b.log.Debug("command reply not sent", "route", cmd.Route, "id", r.ID, "err", err)
+	if err := cmd.Reply(ctx, payload); err != nil {
+		b.log.Debug("command reply not sent", "route", cmd.Route, "err", err)
 	}
 }
 
@@ -142,7 +185,7 @@ func (s *supervisor) commandLoop(ctx context.Context, stop <-chan struct{}) {
 	base := context.WithoutCancel(ctx)
 	serveQueue(s.cmds, stop, func(c command) { s.execute(base, c) }, func(c command) {
 		s.m.CommandsRefused.Add(1)
-		s.b.reply(base, c.cmd, mapping.Reply{ID: commandID(c.cmd.Payload), Status: ua.StatusBadShutdown,
+		s.b.reply(base, c.cmd, c.seen, false, mapping.Reply{ID: commandID(c.cmd.Payload), Status: ua.StatusBadShutdown,
 			Err: fmt.Errorf("%w: the bridge is shutting down", ErrOffline)})
 	})
 }
@@ -161,7 +204,7 @@ func (s *supervisor) execute(base context.Context, c command) {
 		s.m.CommandsBad.Add(1)
 	}
 	s.log.Info("command", "kind", c.item.Kind, "name", c.item.Name, "id", r.ID, "status", mapping.StatusName(r.Status), "err", r.Err)
-	s.b.reply(base, c.cmd, r)
+	s.b.reply(base, c.cmd, c.seen, sent, r)
 }
 
 // carryOut decodes, checks and carries out one command. It reports

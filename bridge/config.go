@@ -45,6 +45,8 @@ const (
 	DefaultShutdownTimeout         = 5 * time.Second
 	DefaultMinRetryDelay           = 100 * time.Millisecond
 	DefaultMaxRetryDelay           = 10 * time.Second
+	DefaultDedupWindow             = time.Minute
+	DefaultDedupSize               = 4096
 )
 
 // Config configures a Bridge. Table, Source and Publisher are required;
@@ -94,6 +96,24 @@ type Config struct {
 	// published but read-only row would use (its data route + "set"), so
 	// that such a write gets a reply saying the row is not writable.
 	NoReadOnlyRoutes bool
+	// NoUnknownRoutes turns off the answers to commands on unknown routes.
+	// By default the bridge also subscribes the Table's CommandFilters
+	// ("<prefix>.*.*.set" and the like), so that a command on a route in
+	// the shape of a command route that no row declares gets a reply
+	// saying so (BadNodeIdUnknown) instead of none. Turn it off when
+	// bridges with different mappings share one prefix: each would answer
+	// the others' commands as unknown.
+	NoUnknownRoutes bool
+
+	// DedupWindow is how long a command with a correlation id is
+	// remembered so that a copy of it (MQTT QoS 1 delivers at least once;
+	// a client may retry) is answered again instead of carried out twice:
+	// same route, same id, same body. Default DefaultDedupWindow; negative
+	// turns the de-duplication off.
+	DedupWindow time.Duration
+	// DedupSize bounds the commands remembered; the oldest are forgotten
+	// first. Default DefaultDedupSize.
+	DedupSize int
 
 	// Logger receives the bridge's logs; nil discards them.
 	Logger *slog.Logger
@@ -152,6 +172,10 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RejectQueue == 0 {
 		c.RejectQueue = DefaultRejectQueue
+	}
+	def(&c.DedupWindow, DefaultDedupWindow)
+	if c.DedupSize == 0 {
+		c.DedupSize = DefaultDedupSize
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -20,7 +20,10 @@
 //     (writable rows and declared methods only), the server's state, a
 //     per-server token bucket and a bounded queue, coerced to the node's
 //     DataType and ValueRank, written or called, and answered with
-//     {id, ok, status, error}.
+//     {id, ok, status, error}; commands on routes in the shape of a command
+//     route that no row declares (the Table's CommandFilters) are answered
+//     as unknown, and a command delivered twice (same route, id and body)
+//     is carried out once.
 //
 // The bus is reached only through the interfaces declared here, each
 // documenting its contract: [Publisher] (batches confirmed by the bus,

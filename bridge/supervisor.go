@@ -57,7 +57,7 @@ func newSupervisor(b *Bridge, srv mapping.Server, cfg ServerConfig) *supervisor 
 		s.m = b.cfg.Metrics.Server(srv.Key)
 	}
 	s.statusRoute, _ = b.cfg.Table.StatusRoute(srv.URI)
-	s.eventsRoute = b.cfg.Table.Syntax().Join(s.statusRoute, "events")
+	s.eventsRoute, _ = b.cfg.Table.EventsRoute(srv.URI)
 	s.presenceKey = kvKey(srv.Key)
 	return s
 }

@@ -124,6 +124,8 @@ func TestBridgeNodeUACommands(t *testing.T) {
 				{"read-only row", route("speed2", "set"), `{"id":"b7","value":1}`, false, ua.StatusBadNotWritable, "not writable in the mapping", nodeua.NodeMotor2Speed, nodeua.Motor2SpeedValue},
 				{"node not writable", route("readonly", "set"), `{"id":"b8","value":1}`, false, ua.StatusBadNotWritable, "AccessLevel", nodeua.NodeReadOnly, nodeua.ReadOnlyValue},
 				{"user may not write", route("operator", "set"), `{"id":"b9","value":1}`, false, ua.StatusBadUserAccessDenied, "user", nodeua.NodeOperatorOnly, nodeua.OperatorOnlyValue},
+				{"unknown row", route("sped", "set"), `{"id":"u1","value":1}`, false, ua.StatusBadNodeIDUnknown, "no such command route", nodeua.NodeMotor1Speed, 1234.5},
+				{"unknown method", route("sub", "call"), `{"id":"u2","args":[1,2]}`, false, ua.StatusBadNodeIDUnknown, "no such command route", "", nil},
 				{"method call", route("add", "call"), `{"id":"m1","args":[40,2.5]}`, true, ua.StatusOK, "", "", nil},
 				{"method, missing argument", route("add", "call"), `{"id":"m2","args":[40]}`, false, ua.StatusBadTypeMismatch, "2 arguments", "", nil},
 			}

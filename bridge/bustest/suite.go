@@ -19,6 +19,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("PerRouteOrder", func(t *testing.T) { testPerRouteOrder(t, h) })
 	t.Run("InvalidMessages", func(t *testing.T) { testInvalidMessages(t, h) })
 	t.Run("CommandRoundTrip", func(t *testing.T) { testCommandRoundTrip(t, h) })
+	t.Run("CommandFilters", func(t *testing.T) { testCommandFilters(t, h) })
 	t.Run("SlowCommandHandler", func(t *testing.T) { testSlowCommandHandler(t, h) })
 	t.Run("SlowConsumer", func(t *testing.T) { testSlowConsumer(t, h) })
 	t.Run("Presence", func(t *testing.T) { testPresence(t, h) })

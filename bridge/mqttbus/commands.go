@@ -2,14 +2,17 @@ package mqttbus
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/rcbridge/rcbridge/bridge"
+	"github.com/rcbridge/rcbridge/bridge/internal/buskit"
+	"github.com/rcbridge/rcbridge/mapping"
 )
 
 // commands is the state of the CommandSource: routes, the bounded queue
@@ -17,10 +20,13 @@ import (
 type commands struct {
 	ch chan inbound
 
-	// mu guards routes and is held while a handler runs, so that after
-	// Unsubscribe returns its handler is not called again.
-	mu     sync.Mutex
-	routes map[string]*cmdEntry
+	// mu guards routes and filters and is held while a handler runs, so
+	// that after Unsubscribe returns its handler is not called again.
+	mu sync.Mutex
+	// routes holds every route of every active subscription: literal
+	// routes (also those a filter delivers) and filters.
+	routes  map[string]*cmdEntry
+	filters []string
 }
 
 // inbound is one command as received from paho.
@@ -30,8 +36,9 @@ type inbound struct {
 }
 
 type cmdEntry struct {
-	route string
-	h     bridge.CommandHandler
+	route  string
+	h      bridge.CommandHandler
+	broker bool // subscribed at the broker (a filter, or a literal no filter covers)
 }
 
 func (c *commands) init(queue int) {
@@ -41,7 +48,10 @@ func (c *commands) init(queue int) {
 
 // Subscribe implements bridge.CommandSource: commands arrive on the route
 // (the command topic, such as `<topic>/set`); Command.Reply publishes on
-// `<route>/result`.
+// `<route>/result`. A filter ("rcbridge/+/+/set") delivers every command
+// on a matching topic with Command.Route set to that topic; a literal
+// route it matches is not subscribed again, so that paho does not hand
+// the same PUBLISH to two subscriptions.
 func (b *Bus) Subscribe(ctx context.Context, routes []string, h bridge.CommandHandler) (bridge.Subscription, error) {
 	if h == nil {
 		return nil, fmt.Errorf("mqttbus: subscribe: nil handler")
@@ -54,38 +64,50 @@ func (b *Bus) Subscribe(ctx context.Context, routes []string, h bridge.CommandHa
 	}
 	c := &b.cmd
 	c.mu.Lock()
-	var errs []error
-	seen := make(map[string]bool, len(routes))
-	for _, r := range routes {
-		switch err := validTopic(r + resultSuffix); {
-		case r == "" || err != nil:
-			errs = append(errs, fmt.Errorf("mqttbus: route %q: %w: %w", r, bridge.ErrInvalidRoute, err))
-		case seen[r] || c.routes[r] != nil:
-			errs = append(errs, fmt.Errorf("mqttbus: route %q: already subscribed: %w", r, bridge.ErrInvalidRoute))
-		}
-		seen[r] = true
-	}
-	if len(routes) == 0 {
-		errs = append(errs, fmt.Errorf("mqttbus: subscribe: no routes: %w", bridge.ErrInvalidRoute))
-	}
-	if len(errs) > 0 {
+	broker, err := buskit.CheckRoutes(mapping.MQTT, "mqttbus", routes, slices.Collect(maps.Keys(c.routes)),
+		func(r string) error { return validTopic(r + resultSuffix) })
+	if err != nil {
 		c.mu.Unlock()
-		return nil, errors.Join(errs...)
+		return nil, err
 	}
-	s := &subscription{b: b, routes: routes}
+	s := &subscription{b: b, routes: slices.Clone(routes), broker: broker}
 	for _, r := range routes {
-		c.routes[r] = &cmdEntry{route: r, h: h}
+		c.routes[r] = &cmdEntry{route: r, h: h, broker: slices.Contains(broker, r)}
 	}
+	c.resetFilters()
 	c.mu.Unlock()
-	if err := b.subscribeTopics(ctx, routes); err != nil {
+	if err := b.subscribeTopics(ctx, broker); err != nil {
 		c.mu.Lock()
 		for _, r := range routes {
 			delete(c.routes, r)
 		}
+		c.resetFilters()
 		c.mu.Unlock()
 		return nil, err
 	}
 	return s, nil
+}
+
+// resetFilters lists the filters among routes again. Caller holds c.mu.
+func (c *commands) resetFilters() {
+	c.filters = c.filters[:0]
+	for r := range c.routes {
+		if mapping.MQTT.IsFilter(r) {
+			c.filters = append(c.filters, r)
+		}
+	}
+}
+
+// brokerRoutes returns the routes subscribed at the broker. Caller holds
+// c.mu.
+func (c *commands) brokerRoutes() []string {
+	var out []string
+	for r, e := range c.routes {
+		if e.broker {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // subscribeTopics subscribes every route and waits for the SUBACK.
@@ -121,10 +143,7 @@ func (b *Bus) subscribeTopics(ctx context.Context, routes []string) error {
 // resubscribe subscribes every command route again after a connect.
 func (b *Bus) resubscribe() {
 	b.cmd.mu.Lock()
-	routes := make([]string, 0, len(b.cmd.routes))
-	for r := range b.cmd.routes {
-		routes = append(routes, r)
-	}
+	routes := b.cmd.brokerRoutes()
 	b.cmd.mu.Unlock()
 	var err error
 	if len(routes) > 0 {
@@ -179,13 +198,16 @@ func (b *Bus) deliver(in inbound) {
 	defer c.mu.Unlock()
 	e := c.routes[in.route]
 	if e == nil {
+		e = c.routes[buskit.MatchFilter(mapping.MQTT, c.filters, in.route)]
+	}
+	if e == nil {
 		b.m.CommandsDropped.Add(1)
 		b.log.Warn("command for an unsubscribed route dropped", "route", in.route)
 		return
 	}
 	b.m.CommandsReceived.Add(1)
 	topic := in.route + resultSuffix
-	e.h(bridge.NewCommand(e.route, in.payload, func(ctx context.Context, payload []byte) error {
+	e.h(bridge.NewCommand(in.route, in.payload, func(ctx context.Context, payload []byte) error {
 		if err := b.publishTracked(ctx, topic, *b.o.CommandQoS, false, payload); err != nil {
 			return fmt.Errorf("mqttbus: reply: %w", err)
 		}
@@ -198,6 +220,7 @@ type subscription struct {
 	b      *Bus
 	once   sync.Once
 	routes []string
+	broker []string // the routes subscribed at the broker
 }
 
 // Unsubscribe implements bridge.Subscription. It must not be called from
@@ -210,8 +233,9 @@ func (s *subscription) Unsubscribe(ctx context.Context) error {
 		for _, r := range s.routes {
 			delete(c.routes, r)
 		}
+		c.resetFilters()
 		c.mu.Unlock()
-		err = s.b.unsubscribeTopics(ctx, s.routes)
+		err = s.b.unsubscribeTopics(ctx, s.broker)
 	})
 	return err
 }
@@ -219,11 +243,9 @@ func (s *subscription) Unsubscribe(ctx context.Context) error {
 // unsubscribeAll ends every command subscription (Close).
 func (c *commands) unsubscribeAll(ctx context.Context, b *Bus) error {
 	c.mu.Lock()
-	routes := make([]string, 0, len(c.routes))
-	for r := range c.routes {
-		routes = append(routes, r)
-	}
+	routes := c.brokerRoutes()
 	clear(c.routes)
+	c.resetFilters()
 	c.mu.Unlock()
 	if len(routes) == 0 {
 		return nil

@@ -166,6 +166,9 @@ func New(ctx context.Context, o Options) (*Bus, error) {
 	b.wg.Add(2)
 	go b.run()
 	go b.dispatch()
+	if b.kv != nil && o.JetStream.PresenceTTL > 0 {
+		b.wg.Go(b.refreshPresence)
+	}
 	b.log.Info("connected", "server", nc.ConnectedUrlRedacted(), "jetstream", o.JetStream != nil)
 	if o.Self != nil {
 		self := *o.Self
@@ -228,18 +231,57 @@ func (b *Bus) setupJetStream(ctx context.Context) error {
 		return fmt.Errorf("natsbus: stream %q: duplicate window is %s: re-sent messages would be stored twice", o.Stream, info.Config.Duplicates)
 	}
 	b.capture.set(info.Config.Subjects)
-	kv, err := js.KeyValue(ctx, o.PresenceBucket)
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: o.PresenceBucket, History: 1, Storage: storage, Replicas: o.Replicas})
-		if errors.Is(err, jetstream.ErrBucketExists) {
-			kv, err = js.KeyValue(ctx, o.PresenceBucket)
-		}
-	}
+	kv, err := b.presenceBucket(ctx, js, jetstream.KeyValueConfig{Bucket: o.PresenceBucket, History: 1, Storage: storage, Replicas: o.Replicas})
 	if err != nil {
 		return fmt.Errorf("natsbus: presence bucket %q: %w", o.PresenceBucket, err)
 	}
 	b.kv = kv
 	return nil
+}
+
+// presenceBucket binds the presence bucket, creating it when absent; with
+// a PresenceTTL its entries expire unless written again, and a bucket with
+// another TTL is updated.
+func (b *Bus) presenceBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	ttl := max(b.o.JetStream.PresenceTTL, 0)
+	cfg.TTL, cfg.LimitMarkerTTL = ttl, ttl
+	kv, err := js.KeyValue(ctx, cfg.Bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		kv, err = js.CreateKeyValue(ctx, cfg)
+		if errors.Is(err, jetstream.ErrLimitMarkerTTLNotSupported) {
+			// A server before 2.11: entries still expire, watchers just
+			// see no marker.
+			cfg.LimitMarkerTTL = 0
+			kv, err = js.CreateKeyValue(ctx, cfg)
+		}
+		if errors.Is(err, jetstream.ErrBucketExists) {
+			kv, err = js.KeyValue(ctx, cfg.Bucket)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	st, err := kv.Status(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if st.TTL() != ttl || (st.LimitMarkerTTL() != ttl && cfg.LimitMarkerTTL != 0) {
+		if bs, ok := st.(*jetstream.KeyValueBucketStatus); ok {
+			// Keep what cannot or need not change.
+			old := bs.StreamInfo().Config
+			cfg.History, cfg.Storage, cfg.Replicas = uint8(min(max(old.MaxMsgsPerSubject, 1), 64)), old.Storage, old.Replicas
+		}
+		kv, err = js.UpdateKeyValue(ctx, cfg)
+		if errors.Is(err, jetstream.ErrLimitMarkerTTLNotSupported) {
+			cfg.LimitMarkerTTL = 0
+			kv, err = js.UpdateKeyValue(ctx, cfg)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("setting the TTL to %s: %w", ttl, err)
+		}
+		b.log.Info("presence bucket TTL set", "bucket", cfg.Bucket, "ttl", ttl, "was", st.TTL())
+	}
+	return kv, nil
 }
 
 // signalConnected wakes whoever waits for the connection.

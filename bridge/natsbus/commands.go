@@ -4,11 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/rcbridge/rcbridge/bridge"
+	"github.com/rcbridge/rcbridge/bridge/internal/buskit"
+	"github.com/rcbridge/rcbridge/mapping"
 )
 
 // commands is the state of the CommandSource: one channel shared by every
@@ -19,12 +23,15 @@ type commands struct {
 
 	// mu guards the maps and is held while a handler runs, so that after
 	// Unsubscribe returns its handler is not called again.
-	mu     sync.Mutex
-	subs   map[*nats.Subscription]*cmdEntry
-	routes map[string]*cmdEntry
+	mu   sync.Mutex
+	subs map[*nats.Subscription]*cmdEntry
+	// active holds every route of every active subscription, the literal
+	// ones a filter delivers included.
+	active map[string]bool
 }
 
-// cmdEntry is one subscribed route.
+// cmdEntry is one route subscribed at the server: a literal route or a
+// filter.
 type cmdEntry struct {
 	route   string
 	h       bridge.CommandHandler
@@ -35,11 +42,14 @@ type cmdEntry struct {
 func (c *commands) init(queue int) {
 	c.ch = make(chan *nats.Msg, queue)
 	c.subs = make(map[*nats.Subscription]*cmdEntry)
-	c.routes = make(map[string]*cmdEntry)
+	c.active = make(map[string]bool)
 }
 
 // Subscribe implements bridge.CommandSource. Commands are NATS requests on
-// the route; the reply goes to the request's reply subject.
+// the route; the reply goes to the request's reply subject. A filter
+// ("rcbridge.*.*.set") delivers every command on a matching subject with
+// Command.Route set to that subject; a literal route it matches is not
+// subscribed again.
 func (b *Bus) Subscribe(ctx context.Context, routes []string, h bridge.CommandHandler) (bridge.Subscription, error) {
 	if h == nil {
 		return nil, fmt.Errorf("natsbus: subscribe: nil handler")
@@ -52,26 +62,20 @@ func (b *Bus) Subscribe(ctx context.Context, routes []string, h bridge.CommandHa
 	}
 	c := &b.cmd
 	c.mu.Lock()
-	var errs []error
-	seen := make(map[string]bool, len(routes))
-	for _, r := range routes {
-		switch err := validSubject(r); {
-		case err != nil:
-			errs = append(errs, fmt.Errorf("natsbus: route %q: %w: %w", r, bridge.ErrInvalidRoute, err))
-		case seen[r] || c.routes[r] != nil:
-			errs = append(errs, fmt.Errorf("natsbus: route %q: already subscribed: %w", r, bridge.ErrInvalidRoute))
-		}
-		seen[r] = true
-	}
-	if len(routes) == 0 {
-		errs = append(errs, fmt.Errorf("natsbus: subscribe: no routes: %w", bridge.ErrInvalidRoute))
-	}
-	if len(errs) > 0 {
+	broker, err := buskit.CheckRoutes(mapping.NATS, "natsbus", routes, slices.Collect(maps.Keys(c.active)), validSubject)
+	if err != nil {
 		c.mu.Unlock()
-		return nil, errors.Join(errs...)
+		return nil, err
 	}
-	s := &subscription{b: b}
+	s := &subscription{b: b, routes: slices.Clone(routes)}
 	for _, r := range routes {
+		c.active[r] = true
+		if f := b.capture.overlapping(r); f != "" {
+			b.log.Warn("the stream captures a command route: requests there get its PubAck too, possibly before the bridge's reply",
+				"stream", b.o.JetStream.Stream, "subject", f, "route", r)
+		}
+	}
+	for _, r := range broker {
 		sub, err := b.nc.ChanSubscribe(r, c.ch)
 		if err != nil {
 			c.mu.Unlock()
@@ -80,7 +84,6 @@ func (b *Bus) Subscribe(ctx context.Context, routes []string, h bridge.CommandHa
 		}
 		e := &cmdEntry{route: r, h: h, sub: sub}
 		c.subs[sub] = e
-		c.routes[r] = e
 		s.entries = append(s.entries, e)
 	}
 	c.mu.Unlock()
@@ -97,6 +100,7 @@ func (b *Bus) Subscribe(ctx context.Context, routes []string, h bridge.CommandHa
 type subscription struct {
 	b       *Bus
 	once    sync.Once
+	routes  []string
 	entries []*cmdEntry
 }
 
@@ -108,8 +112,11 @@ func (s *subscription) Unsubscribe(context.Context) error {
 		c := &s.b.cmd
 		c.mu.Lock()
 		defer c.mu.Unlock()
+		for _, r := range s.routes {
+			delete(c.active, r)
+		}
 		for _, e := range s.entries {
-			errs = append(errs, s.b.cmd.removeLocked(e, s.b))
+			errs = append(errs, c.removeLocked(e, s.b))
 		}
 	})
 	return errors.Join(errs...)
@@ -122,7 +129,6 @@ func (c *commands) removeLocked(e *cmdEntry, b *Bus) error {
 	}
 	c.countDropped(e, b)
 	delete(c.subs, e.sub)
-	delete(c.routes, e.route)
 	if err := e.sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) && !errors.Is(err, nats.ErrBadSubscription) {
 		return fmt.Errorf("natsbus: unsubscribe %q: %w", e.route, err)
 	}
@@ -136,6 +142,7 @@ func (c *commands) unsubscribeAll(b *Bus) {
 	for _, e := range c.subs {
 		_ = c.removeLocked(e, b)
 	}
+	clear(c.active)
 }
 
 // countDropped adds the commands nats.go dropped for e since last time.
@@ -174,7 +181,7 @@ func (b *Bus) deliver(m *nats.Msg) {
 	if to := m.Reply; to != "" {
 		reply = func(ctx context.Context, payload []byte) error { return b.reply(ctx, to, payload) }
 	}
-	e.h(bridge.NewCommand(e.route, m.Data, reply))
+	e.h(bridge.NewCommand(m.Subject, m.Data, reply))
 }
 
 // reply publishes a command's answer and waits until the server has it.

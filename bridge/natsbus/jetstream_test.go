@@ -3,6 +3,7 @@ package natsbus
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -234,5 +235,83 @@ func TestCommandWithoutReplySubject(t *testing.T) {
 	}
 	if string(m.Data) != "re:ping" {
 		t.Errorf("reply %q, want re:ping", m.Data)
+	}
+}
+
+// TestPresenceExpiresAfterCrash: NATS has no last will, so presence
+// entries in the KV bucket carry a TTL and the adapter writes them again
+// while it runs. They outlive several TTLs while the bridge is alive and
+// are gone (watchers see a delete marker) within about one TTL after its
+// connection vanished without a goodbye. A bucket made without a TTL (an
+// older rcbridge) gets one.
+func TestPresenceExpiresAfterCrash(t *testing.T) {
+	const ttl = time.Second
+	b := startBroker(t, true)
+	js, err := jetstream.New(dial(t, b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: DefaultPresenceBucket, History: 1, Storage: jetstream.FileStorage}); err != nil {
+		t.Fatal(err)
+	}
+	self := &bridge.Presence{Route: "plant.status.rcbridge", Key: "rcbridge", Server: "urn:bridge"}
+	bus := newBus(t, Options{URLs: []string{b.url()}, Self: self,
+		JetStream: &JetStreamOptions{Stream: "PLANT", Subjects: []string{"plant.>"}, PresenceTTL: ttl}})
+	if err := bus.PublishPresence(ctx, bridge.Presence{Route: "plant.status.line1", Key: "line1", Server: "urn:line1", State: bridge.Online, Since: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	kv, err := js.KeyValue(ctx, DefaultPresenceBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := kv.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.TTL() != ttl || st.LimitMarkerTTL() != ttl || st.History() != 1 {
+		t.Fatalf("bucket TTL %s, marker TTL %s, history %d; want %s, %s, 1", st.TTL(), st.LimitMarkerTTL(), st.History(), ttl, ttl)
+	}
+	w, err := kv.Watch(ctx, "line1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = w.Stop() }()
+
+	time.Sleep(3 * ttl) // alive: refreshed every ttl/3
+	for _, key := range []string{"line1", "rcbridge"} {
+		e, err := kv.Get(ctx, key)
+		if err != nil {
+			t.Fatalf("key %q gone while the bridge runs: %v", key, err)
+		}
+		if !strings.Contains(string(e.Value()), `"state":"online"`) {
+			t.Errorf("key %q: %s", key, e.Value())
+		}
+	}
+
+	bus.nc.Close() // the connection vanishes without offline presence: a crash
+	deadline := time.Now().Add(10 * ttl)
+	for _, key := range []string{"line1", "rcbridge"} {
+		for {
+			_, err := kv.Get(ctx, key)
+			if errors.Is(err, jetstream.ErrKeyNotFound) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("key %q still there %s after the crash: %v", key, 10*ttl, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	for {
+		select {
+		case e := <-w.Updates():
+			if e != nil && e.Operation() != jetstream.KeyValuePut {
+				return // the watcher saw the entry go
+			}
+		case <-ctx.Done():
+			t.Fatal("the watcher saw no delete marker")
+		}
 	}
 }

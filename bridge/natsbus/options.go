@@ -24,6 +24,7 @@ const (
 	DefaultPingInterval   = 10 * time.Second
 	DefaultDuplicates     = 2 * time.Minute
 	DefaultPresenceBucket = "rcbridge_presence"
+	DefaultPresenceTTL    = 30 * time.Second
 )
 
 // Options configure a NATS bus adapter. The daemon fills them from its
@@ -113,6 +114,15 @@ type JetStreamOptions struct {
 	// PresenceBucket is the KV bucket presence is written to (created with
 	// history 1 when absent).
 	PresenceBucket string
+	// PresenceTTL is how long a presence entry lives in the bucket unless
+	// written again. NATS has no last will: without it a crashed bridge's
+	// entries would say "online" for ever. The adapter writes every entry
+	// again every PresenceTTL/3 while it runs, so after a crash they are
+	// gone within PresenceTTL, each leaving a delete marker that KV
+	// watchers see (kept for PresenceTTL). Default DefaultPresenceTTL;
+	// negative keeps entries for ever. A bucket created with another TTL
+	// is updated to this one.
+	PresenceTTL time.Duration
 }
 
 // LogValue implements slog.LogValuer: the options without their secrets.
@@ -253,6 +263,7 @@ func (o Options) withDefaults() Options {
 		if js.PresenceBucket == "" {
 			js.PresenceBucket = DefaultPresenceBucket
 		}
+		def(&js.PresenceTTL, DefaultPresenceTTL)
 		o.JetStream = &js
 	}
 	return o

@@ -75,6 +75,37 @@ func (b *Bus) republish() {
 	}
 }
 
+// refreshPresence writes every recorded presence to the bucket again every
+// PresenceTTL/3, so that the entries outlive their TTL while the bridge
+// runs and expire after it crashed.
+func (b *Bus) refreshPresence() {
+	t := time.NewTicker(b.o.JetStream.PresenceTTL / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.stopCh:
+			return
+		case <-t.C:
+		}
+		if !b.nc.IsConnected() {
+			continue // the reconnect writes every entry again
+		}
+		route, err := b.presence.Republish(nil, func(p bridge.Presence) error {
+			payload, err := json.Marshal(p)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(b.base, b.o.FlushTimeout)
+			defer cancel()
+			_, err = b.kv.Put(ctx, p.Key, payload)
+			return err
+		})
+		if err != nil {
+			b.log.Warn("presence bucket not refreshed", "route", route, "err", natsErr(err))
+		}
+	}
+}
+
 // withDefaultTimeout gives ctx a deadline when it has none (nats.go's
 // flush needs one).
 func withDefaultTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/rcbridge/rcbridge/mapping"
 )
 
 // errSubject is the reason wrapped by subject validation errors.
@@ -95,23 +97,7 @@ func validName(n string) bool {
 
 // subjectMatches reports whether the literal subject matches filter, which
 // may hold the wildcards * (one token) and > (one or more final tokens).
-func subjectMatches(filter, subject string) bool {
-	for {
-		ft, frest, fmore := strings.Cut(filter, ".")
-		st, srest, smore := strings.Cut(subject, ".")
-		switch {
-		case ft == ">":
-			return true
-		case ft != "*" && ft != st:
-			return false
-		case fmore != smore:
-			return false
-		case !fmore:
-			return true
-		}
-		filter, subject = frest, srest
-	}
-}
+func subjectMatches(filter, subject string) bool { return mapping.NATS.Overlap(filter, subject) }
 
 // maxCapturedCache bounds the subjects captureCache remembers; beyond it
 // every check matches the filters again.
@@ -154,4 +140,17 @@ func (c *captureCache) captures(subject string) bool {
 	}
 	c.mu.Unlock()
 	return v
+}
+
+// overlapping returns a filter of the stream that matches some subject
+// route (a subject or a filter with single-level wildcards) matches, or "".
+func (c *captureCache) overlapping(route string) string {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	for _, f := range c.filters {
+		if mapping.NATS.Overlap(f, route) {
+			return f
+		}
+	}
+	return ""
 }

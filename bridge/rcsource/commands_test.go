@@ -55,6 +55,10 @@ func testCommands(t *testing.T, kind busKind) {
 		{"read-only row", set("temp"), `{"id":"c11","value":99}`, false, ua.StatusBadNotWritable, "not writable in the mapping", check{p.temp, 20.5}},
 		{"server refuses writing", set("locked"), `{"id":"c12","value":7}`, false, ua.StatusBadNotWritable, "AccessLevel", check{p.locked, int32(42)}},
 		{"node missing on the server", set("missing"), `{"id":"c13","value":7}`, false, ua.StatusBadNodeIDUnknown, "unavailable", check{}},
+		{"unknown row", set("nosuch"), `{"id":"u1","value":7}`, false, ua.StatusBadNodeIDUnknown, "no such command route", check{p.speed, 1234.5}},
+		{"unknown server", e.route(prefix, "s9", "speed", "set"), `{"id":"u2","value":7}`, false, ua.StatusBadNodeIDUnknown, "no such command route", check{p.speed, 1234.5}},
+		{"unknown method", e.route(prefix, "s1", "nosuch", "call"), `{"id":"u3","args":[]}`, false, ua.StatusBadNodeIDUnknown, "no such command route", check{p.speed, 1234.5}},
+		{"unknown route, malformed JSON", set("nosuch"), `{"id":`, false, ua.StatusBadNodeIDUnknown, "nosuch", check{p.speed, 1234.5}},
 		{"method call", call, `{"id":"c14","args":[1.5,2]}`, true, ua.StatusOK, "", check{}},
 		{"method call, wrong argument count", call, `{"id":"c15","args":[1.5]}`, false, ua.StatusBadTypeMismatch, "2 arguments", check{}},
 		{"method call, wrong argument type", call, `{"id":"c16","args":[1.5,"x"]}`, false, ua.StatusBadTypeMismatch, "args[1]", check{}},
@@ -188,3 +192,35 @@ func TestCommandQueueFull(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// TestOnlyCommandsAnswered: requests on data, status and events routes,
+// or on routes of another depth than the command routes, get no reply from
+// the bridge; with NoUnknownRoutes an unknown command route gets none
+// either, while declared routes still work.
+func TestOnlyCommandsAnswered(t *testing.T) {
+	for _, off := range []bool{false, true} {
+		t.Run("NoUnknownRoutes="+strconv.FormatBool(off), func(t *testing.T) {
+			e := newEnv(t, envConfig{tune: func(c *bridge.Config) { c.NoUnknownRoutes = off }})
+			p := newPlant(t, testServerURI)
+			e.online(p)
+			nc := e.client.(*e2e.NATSClient).NC
+			silent := []string{
+				prefix + ".s1.speed", prefix + ".status.s1", prefix + ".status.s1.events",
+				prefix + ".s1.speed.set.more", prefix + ".s1.set",
+			}
+			if off {
+				silent = append(silent, prefix+".s1.nosuch.set")
+			} else if r := e.command(prefix+".s1.nosuch.set", `{"id":"u"}`); ua.StatusCode(r.Status.Code) != ua.StatusBadNodeIDUnknown {
+				t.Fatalf("unknown route: reply %s, want BadNodeIdUnknown", r.Raw)
+			}
+			for _, subj := range silent {
+				if m, err := nc.Request(subj, []byte(`{"id":"x","value":1}`), 300*time.Millisecond); err == nil {
+					t.Errorf("request on %q answered: %s", subj, m.Data)
+				}
+			}
+			if r := e.command(prefix+".s1.speed.set", `{"id":"ok","value":5}`); !r.OK {
+				t.Fatalf("declared route: %s", r.Raw)
+			}
+		})
+	}
+}

@@ -150,6 +150,14 @@ format = "json"
 	if err != nil || !strings.Contains(string(reply.Data), `"ok":false`) || !strings.Contains(string(reply.Data), "BadOutOfRange") {
 		t.Errorf("out-of-range set point: %v %s", err, replyData(reply))
 	}
+	reply, err = nc.Request("rcbridge.line1.setpiont.set", []byte(`{"id":"t-3","value":5}`), 10*time.Second)
+	if err != nil || !strings.Contains(string(reply.Data), `"id":"t-3"`) || !strings.Contains(string(reply.Data), "BadNodeIdUnknown") ||
+		!strings.Contains(string(reply.Data), "no such command route") {
+		t.Errorf("command on an unknown route: %v %s", err, replyData(reply))
+	}
+	if got := metric(t, base, `rcbridge_commands_total{outcome="unrouted"}`); got != "1" {
+		t.Errorf(`rcbridge_commands_total{outcome="unrouted"} = %s, want 1`, got)
+	}
 	if line1 := servers(t, base)["urn:test:line1"]; line1.LastAdmission == nil || line1.State != stateOnline {
 		t.Errorf("line1: %+v", line1)
 	}

@@ -132,19 +132,35 @@ func jetStreamOptions(js config.JetStream, table *mapping.Table) *natsbus.JetStr
 	if !js.Enabled {
 		return nil
 	}
+	subjects := js.Subjects
+	if subjects == nil {
+		subjects = streamSubjects(table)
+	}
 	return &natsbus.JetStreamOptions{
 		Stream:         js.Stream,
-		Subjects:       streamSubjects(table),
+		Subjects:       subjects,
 		Duplicates:     js.DuplicateWindow.D(),
 		MaxAge:         js.MaxAge.D(),
 		PresenceBucket: js.StatusBucket,
+		PresenceTTL:    presenceTTL(js.StatusTTL.D()),
 	}
+}
+
+// presenceTTL maps status_ttl to natsbus: 0 there means "for ever",
+// which natsbus spells negative.
+func presenceTTL(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
 
 // streamSubjects are the subjects a created stream captures: every data,
 // status and events route, but no command route, nor the route on which
 // the bridge refuses writes to a read-only row (a stream capturing a
-// request subject would answer with its PubAck before the bridge could). Routes are generalized to one wildcard per token after
+// request subject would answer with its PubAck before the bridge could),
+// nor a route the bridge's catch-all command filters match. Routes are
+// generalized to one wildcard per token after
 // the prefix ("rcbridge.*.*"); a shape that would also match a command
 // route is listed literally instead.
 func streamSubjects(table *mapping.Table) []string {
@@ -152,7 +168,8 @@ func streamSubjects(table *mapping.Table) []string {
 	var routes []string
 	for _, s := range table.Servers() {
 		status, _ := table.StatusRoute(s.URI)
-		routes = append(routes, status, syn.Join(status, "events"))
+		events, _ := table.EventsRoute(s.URI)
+		routes = append(routes, status, events)
 		for _, it := range table.For(s.URI) {
 			if it.Route != "" {
 				routes = append(routes, it.Route)
@@ -168,14 +185,10 @@ func streamSubjects(table *mapping.Table) []string {
 		}
 		return table.Prefix() + strings.Repeat(".*", len(tokens)-prefixTokens)
 	}
-	commands := table.CommandRoutes()
-	for _, s := range table.Servers() {
-		for _, it := range table.For(s.URI) {
-			if it.Kind == mapping.Variable && !it.Writable && it.Route != "" {
-				// The bridge answers writes to read-only rows here.
-				commands = append(commands, syn.Join(it.Route, "set"))
-			}
-		}
+	commands := append(table.CommandRoutes(), table.CommandFilters()...)
+	for r := range table.ReadOnlyRoutes() {
+		// The bridge answers writes to read-only rows here.
+		commands = append(commands, r)
 	}
 	var out []string
 	for _, r := range routes {

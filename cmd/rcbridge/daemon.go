@@ -166,6 +166,7 @@ func (d *daemon) start(ctx context.Context) error {
 		ResumeTimeout:   cfg.Client.SessionTimeout.D(),
 		CommandTimeout:  cfg.Client.RequestTimeout.D(),
 		ShutdownTimeout: d.o.shutdownTimeout / 2, // the rest is for draining the bus
+		NoUnknownRoutes: !cfg.Bus.AnswerUnknownCommands,
 		Logger:          log.With("component", "bridge"),
 		Metrics:         d.m.bridgeMetrics(d.reg, time.Now),
 	})

@@ -383,7 +383,9 @@ address = "127.0.0.1:`+port+`"`, 1))
 		t.Errorf("tail printed:\n%s", stdout.String())
 	}
 
-	sub, err := nc.Subscribe("rcbridge.line1.setpoint.set", func(m *nats.Msg) {
+	// A responder of its own, outside the prefix: the bridge answers
+	// commands in the shape of its command subjects under "rcbridge".
+	sub, err := nc.Subscribe("tool.line1.setpoint.set", func(m *nats.Msg) {
 		var req struct {
 			ID    string  `json:"id"`
 			Value float64 `json:"value"`
@@ -396,11 +398,11 @@ address = "127.0.0.1:`+port+`"`, 1))
 	}
 	defer sub.Unsubscribe()
 	_ = nc.Flush()
-	code, out, errOut := runCLI(t, context.Background(), env, "request", "rcbridge.line1.setpoint.set", `{"id":"c-1","value":42.5}`)
-	if code != exitOK || !strings.Contains(out, `rcbridge.line1.setpoint.set {"id":"c-1","ok":true}`) {
+	code, out, errOut := runCLI(t, context.Background(), env, "request", "tool.line1.setpoint.set", `{"id":"c-1","value":42.5}`)
+	if code != exitOK || !strings.Contains(out, `tool.line1.setpoint.set {"id":"c-1","ok":true}`) {
 		t.Errorf("request: exit %d, %q %q", code, out, errOut)
 	}
-	if code, out, _ := runCLI(t, context.Background(), env, "request", "rcbridge.line1.setpoint.set", `{"value":420}`); code != exitFailure || !strings.Contains(out, `"ok":false`) {
+	if code, out, _ := runCLI(t, context.Background(), env, "request", "tool.line1.setpoint.set", `{"value":420}`); code != exitFailure || !strings.Contains(out, `"ok":false`) {
 		t.Errorf("request answered ok:false: exit %d, %q", code, out)
 	}
 	if code, _, errOut := runCLI(t, context.Background(), env, "request", "-timeout", "200ms", "rcbridge.nobody", `{}`); code != exitFailure || !strings.Contains(errOut, "no responders") {

@@ -17,7 +17,7 @@ import (
 // topics (the per-server figures are in /api/v1/servers).
 const (
 	admissionOutcomes = "accepted rejected malformed timed_out evicted dropped"
-	commandOutcomes   = "ok bad_status refused rate_limited busy unrouted"
+	commandOutcomes   = "ok bad_status refused rate_limited busy unrouted duplicate"
 	dropKinds         = "data commands refusals"
 	resumeOutcomes    = "resumed recreated failed"
 	resumeEnds        = "online offline"
@@ -181,7 +181,8 @@ func (m *metrics) bridgeMetrics(reg *registry, now func() time.Time) bridge.Metr
 				m.resume.WithLabelValues(st.String()).Observe(t.Sub(began).Seconds())
 			}
 		},
-		CommandsUnrouted: add(m.commands.WithLabelValues("unrouted")),
-		RejectsDropped:   add(m.drops.WithLabelValues("refusals")),
+		CommandsUnrouted:  add(m.commands.WithLabelValues("unrouted")),
+		RejectsDropped:    add(m.drops.WithLabelValues("refusals")),
+		CommandsDuplicate: add(m.commands.WithLabelValues("duplicate")),
 	}
 }

@@ -180,3 +180,16 @@ func (b *Bridge) Await(uri string, st bridge.PresenceState) {
 		b.t.Fatal(err)
 	}
 }
+
+// WaitFor polls cond until it holds, for up to 20 s: a wait with a
+// deadline, not a timing assertion.
+func WaitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 20 s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -146,10 +146,15 @@ type Client struct {
 type Bus struct {
 	Kind BusKind `koanf:"kind"`
 	// Prefix starts every subject or topic (several tokens/levels allowed).
-	Prefix   string   `koanf:"prefix"`
-	NATS     NATS     `koanf:"nats"`
-	MQTT     MQTT     `koanf:"mqtt"`
-	Embedded Embedded `koanf:"embedded"`
+	Prefix string `koanf:"prefix"`
+	// AnswerUnknownCommands subscribes the catch-all command filters
+	// ("<prefix>.*.*.set" and the like) so that a command on a route no
+	// row declares gets a reply saying so. Turn it off when bridges with
+	// different mappings share one prefix.
+	AnswerUnknownCommands bool     `koanf:"answer_unknown_commands"`
+	NATS                  NATS     `koanf:"nats"`
+	MQTT                  MQTT     `koanf:"mqtt"`
+	Embedded              Embedded `koanf:"embedded"`
 }
 
 // TLS configures a TLS client connection. Certificate verification is
@@ -196,8 +201,19 @@ type JetStream struct {
 	// Stream is created if absent, capturing the data, status and events
 	// subjects (never the command subjects: the stream would answer them).
 	Stream string `koanf:"stream"`
+	// Subjects replaces the subjects the daemon derives for a created
+	// stream. None may capture a command subject, a subject the bridge
+	// answers writes to read-only rows on, or its catch-all command
+	// filters ("<prefix>.*.*.set"): the stream would answer the request
+	// with its PubAck before the bridge could.
+	Subjects []string `koanf:"subjects"`
 	// StatusBucket is the KV bucket for presence.
 	StatusBucket string `koanf:"status_bucket"`
+	// StatusTTL is how long a presence entry stays in the bucket unless
+	// the bridge writes it again (it does every third of that while it
+	// runs), so that a crashed bridge's servers do not stay "online"; 0
+	// keeps entries for ever.
+	StatusTTL Duration `koanf:"status_ttl"`
 	// DuplicateWindow de-duplicates republished messages by message id.
 	DuplicateWindow Duration `koanf:"duplicate_window"`
 	MaxAge          Duration `koanf:"max_age"`
@@ -294,8 +310,9 @@ func Default() Config {
 			SessionTimeout:      Duration(10 * time.Minute),
 		},
 		Bus: Bus{
-			Kind:   BusEmbedded,
-			Prefix: "rcbridge",
+			Kind:                  BusEmbedded,
+			Prefix:                "rcbridge",
+			AnswerUnknownCommands: true,
 			NATS: NATS{
 				URLs:                []string{"nats://127.0.0.1:4222"},
 				Name:                "rcbridge",
@@ -328,6 +345,7 @@ func defaultJetStream(enabled bool) JetStream {
 		Enabled:         enabled,
 		Stream:          "RCBRIDGE",
 		StatusBucket:    "rcbridge_status",
+		StatusTTL:       Duration(30 * time.Second),
 		DuplicateWindow: Duration(2 * time.Minute),
 		MaxAge:          Duration(24 * time.Hour),
 	}

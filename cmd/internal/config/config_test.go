@@ -163,11 +163,11 @@ func TestKeys(t *testing.T) {
 			cl := c.Client
 			return cl.Certificate == "c.pem" && cl.PrivateKey == "c.key" && !cl.GenerateCertificate && cl.CertificateDir == "d" && cl.ApplicationURI == "urn:me" && cl.ApplicationName == "me" && cl.TrustDir == "t" && cl.RequestTimeout.D() == 3*time.Second && cl.SessionTimeout.D() == time.Hour
 		}},
-		{"bus.nats", "[bus]\nkind = \"nats\"\nprefix = \"plant.a\"\n[bus.nats]\nurls = [\"tls://n1:4222\", \"tls://n2:4222\"]\nname = \"b\"\nuser = \"u\"\npassword_env = \"NATS_PW\"\nreconnect_buffer_size = 1024\nconnect_timeout = \"1s\"\npublish_timeout = \"2s\"\n[bus.nats.tls]\nenabled = true\nca = \"ca.pem\"\ncertificate = \"c.pem\"\nprivate_key = \"c.key\"\nserver_name = \"nats.local\"\n[bus.nats.jetstream]\nenabled = true\nstream = \"S\"\nstatus_bucket = \"B\"\nduplicate_window = \"1m\"\nmax_age = \"0s\"", func(c *Config) bool {
+		{"bus.nats", "[bus]\nkind = \"nats\"\nprefix = \"plant.a\"\nanswer_unknown_commands = false\n[bus.nats]\nurls = [\"tls://n1:4222\", \"tls://n2:4222\"]\nname = \"b\"\nuser = \"u\"\npassword_env = \"NATS_PW\"\nreconnect_buffer_size = 1024\nconnect_timeout = \"1s\"\npublish_timeout = \"2s\"\n[bus.nats.tls]\nenabled = true\nca = \"ca.pem\"\ncertificate = \"c.pem\"\nprivate_key = \"c.key\"\nserver_name = \"nats.local\"\n[bus.nats.jetstream]\nenabled = true\nstream = \"S\"\nstatus_bucket = \"B\"\nduplicate_window = \"1m\"\nmax_age = \"0s\"\nsubjects = [\"plant.a.*.*\"]\nstatus_ttl = \"5s\"", func(c *Config) bool {
 			n := c.Bus.NATS
-			return c.Bus.Kind == BusNATS && c.Bus.Prefix == "plant.a" && len(n.URLs) == 2 && n.Name == "b" && n.User == "u" && n.PasswordEnv == "NATS_PW" && n.ReconnectBufferSize == 1024 &&
+			return c.Bus.Kind == BusNATS && c.Bus.Prefix == "plant.a" && !c.Bus.AnswerUnknownCommands && len(n.URLs) == 2 && n.Name == "b" && n.User == "u" && n.PasswordEnv == "NATS_PW" && n.ReconnectBufferSize == 1024 &&
 				n.ConnectTimeout.D() == time.Second && n.PublishTimeout.D() == 2*time.Second && n.TLS == TLS{Enabled: true, CA: "ca.pem", Certificate: "c.pem", PrivateKey: "c.key", ServerName: "nats.local"} &&
-				n.JetStream == JetStream{Enabled: true, Stream: "S", StatusBucket: "B", DuplicateWindow: Duration(time.Minute)}
+				reflect.DeepEqual(n.JetStream, JetStream{Enabled: true, Stream: "S", StatusBucket: "B", DuplicateWindow: Duration(time.Minute), Subjects: []string{"plant.a.*.*"}, StatusTTL: Duration(5 * time.Second)})
 		}},
 		{"bus.nats token", "[bus]\nkind = \"nats\"\n[bus.nats]\ntoken_file = \"tok\"", func(c *Config) bool { return c.Bus.NATS.TokenRef() == SecretRef{File: "tok"} }},
 		{"bus.nats token env", "[bus]\nkind = \"nats\"\n[bus.nats]\ntoken_env = \"TOK\"", func(c *Config) bool { return c.Bus.NATS.TokenRef() == SecretRef{Env: "TOK"} }},
@@ -398,6 +398,7 @@ func TestValidationRules(t *testing.T) {
 		{"[bus]\nkind = \"nats\"\n[bus.nats]\npassword_env = \"P\"", "bus.nats.user: required with a password"},
 		{"[bus]\nkind = \"nats\"\n[bus.nats.tls]\nca = \"ca.pem\"", "TLS settings given but enabled = false"},
 		{"[bus]\nkind = \"nats\"\n[bus.nats.jetstream]\nenabled = true\nstream = \"my.stream\"", `bus.nats.jetstream.stream "my.stream": a JetStream name must be`},
+		{"[bus]\nkind = \"nats\"\n[bus.nats.jetstream]\nenabled = true\nstatus_ttl = \"100ms\"", `bus.nats.jetstream.status_ttl "100ms": must be at least 1s`},
 		{"[bus]\nkind = \"mqtt\"\n[bus.mqtt]\nbrokers = [\"nats://x:1\"]", `bus.mqtt.brokers[0] "nats://x:1": expected tcp://`},
 		{"[bus]\nkind = \"mqtt\"\n[bus.mqtt]\nqos = 3", `bus.mqtt.qos "3": MQTT QoS must be 0, 1 or 2`},
 		{"[bus]\nkind = \"mqtt\"\n[bus.mqtt]\nclient_id = \"\"", "bus.mqtt.client_id"},
@@ -618,5 +619,76 @@ func TestTypedValues(t *testing.T) {
 	}
 	if SecurityPolicy(0).String() != "SecurityPolicy(0)" {
 		t.Fatal(SecurityPolicy(0).String())
+	}
+}
+
+// TestStreamSubjectsCaptureCommands: configured JetStream subjects that
+// would capture a command subject, the write route of a read-only row or
+// the catch-all command filters are refused with their key paths, every
+// one at once; data and status subjects are fine.
+func TestStreamSubjectsCaptureCommands(t *testing.T) {
+	conf := func(kind, section, subjects string) string {
+		return `
+[bus]
+kind = "` + kind + `"
+prefix = "plant"
+[` + section + `]
+enabled = true
+subjects = ` + subjects + `
+[[servers]]
+uri = "urn:a"
+key = "a"
+security_policy = "None"
+security_mode = "None"
+[[map]]
+servers = "urn:a"
+node = "ns=2;i=1"
+name = "speed"
+writable = true
+[[map]]
+servers = "urn:a"
+node = "ns=2;i=2"
+name = "temp"
+[[map]]
+servers = "urn:a"
+node = "ns=2;i=3"
+name = "target"
+writable = true
+publish = false
+command_subject = "cmd.{server}.target"
+`
+	}
+	_, err := Parse([]byte(conf("nats", "bus.nats.jetstream", `["plant.a.*", "plant.status.*", "plant.>", "cmd.a.*", "plant.*.temp.set", "plant.*.*.call", "plant..x", "plant.a*"]`)), nil)
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	for _, want := range []string{
+		`bus.nats.jetstream.subjects[2] "plant.>": overlaps the command subject "plant.*.*.call"`,
+		`bus.nats.jetstream.subjects[3] "cmd.a.*": overlaps the command subject "cmd.a.target"`,
+		`bus.nats.jetstream.subjects[4] "plant.*.temp.set": overlaps the command subject "plant.*.*.set"`,
+		`bus.nats.jetstream.subjects[5] "plant.*.*.call": overlaps the command subject "plant.*.*.call"`,
+		`bus.nats.jetstream.subjects[6] "plant..x": empty token`,
+		`bus.nats.jetstream.subjects[7] "plant.a*": a wildcard must be a whole token`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+	// "plant.status.>" would overlap too: "plant.status.x.set" is in the
+	// shape of a command subject.
+	for _, fine := range []string{"subjects[0]", "subjects[1]"} {
+		if strings.Contains(err.Error(), fine) {
+			t.Errorf("%s refused:\n%v", fine, err)
+		}
+	}
+	if _, err := Parse([]byte(conf("embedded", "bus.embedded.jetstream", `["plant.a.speed", "plant.status.*", "plant.status.*.events"]`)+"[bus.embedded]\ndata_dir = \"/tmp/x\"\n"), nil); err != nil {
+		t.Errorf("data and status subjects refused: %v", err)
+	}
+	// Without the catch-all filters only declared routes count.
+	if _, err := Parse([]byte(strings.Replace(conf("nats", "bus.nats.jetstream", `["plant.status.>", "plant.a.*"]`), "[bus]\n", "[bus]\nanswer_unknown_commands = false\n", 1)), nil); err != nil {
+		t.Errorf("status subjects refused without the command filters: %v", err)
+	}
+	if _, err := Parse([]byte(conf("embedded", "bus.embedded.jetstream", `[]`)+"[bus.embedded]\ndata_dir = \"/tmp/x\"\n"), nil); err == nil || !strings.Contains(err.Error(), "bus.embedded.jetstream.subjects: an empty list captures nothing") {
+		t.Errorf("empty list: %v", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"math"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -290,6 +291,9 @@ func checkJetStream(v *checker, p string, j JetStream) {
 		}
 	}
 	positive(v, p+".duplicate_window", j.DuplicateWindow)
+	if j.StatusTTL < 0 || (j.StatusTTL > 0 && j.StatusTTL < Duration(time.Second)) {
+		v.bad(p+".status_ttl", j.StatusTTL.String(), "must be at least 1s (0 keeps entries for ever)")
+	}
 	if j.MaxAge < 0 {
 		v.bad(p+".max_age", j.MaxAge.String(), "must be >= 0 (0 keeps messages without age limit)")
 	}
@@ -341,7 +345,8 @@ func (c *Config) checkMap(v *checker) {
 			v.bad(p+".sampling_interval", r.SamplingInterval.String(), "must be >= 0")
 		}
 	}
-	if _, err := mapping.New(c.MappingConfig()); err != nil {
+	table, err := mapping.New(c.MappingConfig())
+	if err != nil {
 		for _, e := range unjoin(err) {
 			if pe, ok := e.(*mapping.PathError); ok {
 				v.add(pe.Path, pe.Err)
@@ -349,7 +354,64 @@ func (c *Config) checkMap(v *checker) {
 			}
 			v.add("map", e)
 		}
+		return
 	}
+	c.checkStreamSubjects(v, table)
+}
+
+// checkStreamSubjects refuses configured JetStream subjects that are not
+// NATS subjects or that capture a subject the bridge answers requests on.
+func (c *Config) checkStreamSubjects(v *checker, table *mapping.Table) {
+	p, js := "bus.nats.jetstream", c.Bus.NATS.JetStream
+	switch c.Bus.Kind {
+	case BusEmbedded:
+		p, js = "bus.embedded.jetstream", c.Bus.Embedded.JetStream
+	case BusMQTT:
+		return
+	}
+	if !js.Enabled || js.Subjects == nil {
+		return
+	}
+	if len(js.Subjects) == 0 {
+		v.says(p+".subjects", "an empty list captures nothing; leave the key out to capture the data, status and events subjects")
+	}
+	answered := table.CommandRoutes()
+	if c.Bus.AnswerUnknownCommands {
+		answered = append(answered, table.CommandFilters()...)
+	}
+	for r := range table.ReadOnlyRoutes() {
+		answered = append(answered, r)
+	}
+	slices.Sort(answered)
+	for i, subj := range js.Subjects {
+		path := p + ".subjects[" + strconv.Itoa(i) + "]"
+		if why := natsFilterProblem(subj); why != "" {
+			v.bad(path, subj, why)
+			continue
+		}
+		if j := slices.IndexFunc(answered, func(r string) bool { return mapping.NATS.Overlap(subj, r) }); j >= 0 {
+			v.bad(path, subj, "overlaps the command subject "+strconv.Quote(answered[j])+
+				": the stream would answer commands with its PubAck; list the data, status and events subjects only")
+		}
+	}
+}
+
+// natsFilterProblem says what is wrong with a NATS subject filter, or "".
+func natsFilterProblem(s string) string {
+	tokens := strings.Split(s, ".")
+	for i, t := range tokens {
+		switch {
+		case t == "":
+			return "empty token"
+		case strings.ContainsAny(t, " \t\r\n"):
+			return "whitespace"
+		case t == ">" && i != len(tokens)-1:
+			return "'>' must be the last token"
+		case t != "*" && t != ">" && strings.ContainsAny(t, "*>"):
+			return "a wildcard must be a whole token"
+		}
+	}
+	return ""
 }
 
 // MappingConfig converts the configuration into the input of mapping.New,
