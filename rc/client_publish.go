@@ -134,11 +134,13 @@ type publisher struct {
 	wg   sync.WaitGroup
 
 	mu           sync.Mutex
-	cond         *sync.Cond // workers, deliverer and gap fillers wait on it
+	cond         *sync.Cond // workers and gap fillers wait on it
 	syncCond     *sync.Cond // the syncer waits on it
+	deliverCond  *sync.Cond // the deliverer waits on it
 	subs         map[uint32]*subState
 	acks         []*ua.SubscriptionAcknowledgement
 	queue        []*Notification
+	delivering   bool // the deliverer holds a notification it took from queue
 	queueCap     int
 	nextReq      uint64
 	inflight     map[uint64]bool
@@ -188,7 +190,18 @@ func (p *publisher) enqueue(st *subState, n *Notification) {
 		kept = append(kept, dc)
 	}
 	n.DataChanges = kept
+	if len(p.queue) == 0 && !p.delivering && !p.stopped {
+		// Nothing is ahead of n: hand it over at once if the consumer is
+		// waiting, saving the deliverer a wake-up. out is closed only
+		// after stopped was set, under p.mu.
+		select {
+		case p.out <- n:
+			return
+		default:
+		}
+	}
 	p.queue = append(p.queue, n)
+	p.deliverCond.Signal()
 }
 
 func sameDataValue(a, b *ua.DataValue) bool {
@@ -252,6 +265,7 @@ func (c *Client) publisher() *publisher {
 		}
 		p.cond = sync.NewCond(&p.mu)
 		p.syncCond = sync.NewCond(&p.mu)
+		p.deliverCond = sync.NewCond(&p.mu)
 		p.ctx, p.stop = context.WithCancel(context.Background())
 		p.lastResponse = time.Now()
 		c.lifeMu.Lock() // Close shuts the engine down under lifeMu
@@ -282,6 +296,7 @@ func (p *publisher) shutdown() {
 	p.stop()
 	p.cond.Broadcast()
 	p.syncCond.Broadcast()
+	p.deliverCond.Broadcast()
 	p.wg.Wait()
 }
 
@@ -611,10 +626,10 @@ func (p *publisher) emit(events ...PublishEvent) {
 // deliverer hands queued notifications to the consumer in order.
 func (p *publisher) deliverer() {
 	defer close(p.out)
+	p.mu.Lock()
 	for {
-		p.mu.Lock()
 		for !p.stopped && len(p.queue) == 0 {
-			p.cond.Wait()
+			p.deliverCond.Wait()
 		}
 		if p.stopped {
 			p.mu.Unlock()
@@ -623,6 +638,7 @@ func (p *publisher) deliverer() {
 		n := p.queue[0]
 		p.queue[0] = nil
 		p.queue = p.queue[1:]
+		p.delivering = true
 		p.mu.Unlock()
 		p.cond.Broadcast() // room in the queue
 		select {
@@ -630,6 +646,8 @@ func (p *publisher) deliverer() {
 		case <-p.ctx.Done():
 			return
 		}
+		p.mu.Lock()
+		p.delivering = false
 	}
 }
 
