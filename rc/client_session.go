@@ -113,11 +113,11 @@ func (c *Client) createSession(ctx context.Context, ch *channel, endpointURL str
 
 	c.sess.mu.Lock()
 	defer c.sess.mu.Unlock()
-	c.sess.id = res.SessionID
-	c.sess.authToken = res.AuthenticationToken
-	c.sess.serverNonce = res.ServerNonce
-	c.sess.serverCert = serverCert
-	c.sess.endpoints = endpoints
+	c.sess.id = detachNodeID(res.SessionID)
+	c.sess.authToken = detachNodeID(res.AuthenticationToken)
+	c.sess.serverNonce = bytes.Clone(res.ServerNonce)
+	c.sess.serverCert = bytes.Clone(serverCert)
+	c.sess.endpoints = detachEndpoints(endpoints)
 	c.sess.timeout = time.Duration(res.RevisedSessionTimeout * float64(time.Millisecond))
 	return nil
 }
@@ -219,9 +219,50 @@ func (c *Client) activateSession(ctx context.Context, ch *channel) error {
 		return err
 	}
 	c.sess.mu.Lock()
-	c.sess.serverNonce = res.ServerNonce
+	c.sess.serverNonce = bytes.Clone(res.ServerNonce)
 	c.sess.mu.Unlock()
 	return nil
+}
+
+// detachNodeID returns n without references into the buffer it was
+// decoded from. gopcua decodes every ByteString (and the identifier of a
+// String or ByteString NodeId) as a slice of the chunk it arrived in, and
+// uacp.Conn.Receive allocates each chunk with the negotiated buffer size
+// (64 KiB): a nonce, certificate or NodeId kept from a response would keep
+// that whole buffer alive for the session's lifetime. The copy is decoded
+// from n's own encoding, a buffer of n's size.
+func detachNodeID(n *ua.NodeID) *ua.NodeID {
+	if n == nil || (n.Type() != ua.NodeIDTypeString && n.Type() != ua.NodeIDTypeByteString) {
+		return n
+	}
+	b, err := n.Encode()
+	if err != nil {
+		return n
+	}
+	d := new(ua.NodeID)
+	if _, err := d.Decode(b); err != nil {
+		return n
+	}
+	return d
+}
+
+// detachEndpoints returns copies of eps that share no bytes with the
+// response they came in (see detachNodeID): the certificates are the only
+// ByteStrings of an EndpointDescription.
+func detachEndpoints(eps []*ua.EndpointDescription) []*ua.EndpointDescription {
+	if eps == nil {
+		return nil
+	}
+	out := make([]*ua.EndpointDescription, len(eps))
+	for i, e := range eps {
+		if e == nil {
+			continue
+		}
+		d := *e
+		d.ServerCertificate = bytes.Clone(e.ServerCertificate)
+		out[i] = &d
+	}
+	return out
 }
 
 // userToken builds the UserIdentityToken for the configured identity from

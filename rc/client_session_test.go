@@ -1,6 +1,7 @@
 package rc
 
 import (
+	"bytes"
 	"errors"
 	"testing"
 
@@ -45,5 +46,41 @@ func TestUserTokenPolicyChoice(t *testing.T) {
 	tok, _, err = client(ClientConfig{}).userToken(nil, nil, nonce, endpoints(plainUser, anon))
 	if at, ok := tok.(*ua.AnonymousIdentityToken); err != nil || !ok || at.PolicyID != "anon" {
 		t.Errorf("anonymous: %#v, %v", tok, err)
+	}
+}
+
+// TestDetach checks that what the session keeps from a response shares no
+// bytes with the buffer the response was decoded from: gopcua decodes
+// ByteStrings and String/ByteString NodeIds as slices of it.
+func TestDetach(t *testing.T) {
+	res := &ua.CreateSessionResponse{
+		ResponseHeader:      &ua.ResponseHeader{ServiceDiagnostics: &ua.DiagnosticInfo{}, AdditionalHeader: ua.NewExtensionObject(nil)},
+		SessionID:           ua.NewStringNodeID(1, "session-1"),
+		AuthenticationToken: ua.NewByteStringNodeID(1, []byte{1, 2, 3, 4}),
+		ServerNonce:         bytes.Repeat([]byte{7}, 32),
+		ServerEndpoints: []*ua.EndpointDescription{{EndpointURL: "opc.tcp://plc:4840", ServerCertificate: []byte{9, 9, 9},
+			Server: &ua.ApplicationDescription{ApplicationName: ua.NewLocalizedText("plc")}}},
+		ServerSignature: &ua.SignatureData{},
+	}
+	buf, err := ua.Encode(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := new(ua.CreateSessionResponse)
+	if _, err := ua.Decode(buf, got); err != nil {
+		t.Fatal(err)
+	}
+	id, token := detachNodeID(got.SessionID), detachNodeID(got.AuthenticationToken)
+	eps := detachEndpoints(got.ServerEndpoints)
+	clear(buf) // what the next chunk would do to a shared buffer
+	if got.SessionID.StringID() == "session-1" {
+		t.Fatal("the decoded response does not alias its buffer: the test proves nothing")
+	}
+	if id.String() != "ns=1;s=session-1" || !token.Equal(ua.NewByteStringNodeID(1, []byte{1, 2, 3, 4})) ||
+		len(eps) != 1 || !bytes.Equal(eps[0].ServerCertificate, []byte{9, 9, 9}) || eps[0].EndpointURL != "opc.tcp://plc:4840" {
+		t.Errorf("detached copies changed with the buffer: id %v token %v endpoints %+v", id, token, eps)
+	}
+	if n := ua.NewNumericNodeID(0, 5); detachNodeID(n) != n || detachNodeID(nil) != nil || detachEndpoints(nil) != nil {
+		t.Error("numeric and nil values are returned as they are")
 	}
 }

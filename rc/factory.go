@@ -470,7 +470,7 @@ func (f *Factory) discover(ctx context.Context, s *Session, tcp *net.TCPConn, lo
 	if _, err := f.cfg.Trust.check(s.ServerURI, ep.ServerCertificate, time.Now()); err != nil {
 		return err
 	}
-	f.remember(s.ServerURI, eps)
+	f.remember(s.ServerURI, detachEndpoints(eps)) // kept for good: no slice of the response's buffer
 	log.Info("endpoints discovered, waiting for the next dial", "endpoints", len(eps),
 		"thumbprint", thumbprintHex(ep.ServerCertificate))
 	return fmt.Errorf("%d endpoints: %w", len(eps), ErrRedialNeeded)

@@ -3,6 +3,7 @@ package natsbus
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -95,6 +96,33 @@ func TestSubjects(t *testing.T) {
 	for _, m := range matches {
 		if got := subjectMatches(m.filter, m.subject); got != m.want {
 			t.Errorf("subjectMatches(%q, %q) = %v, want %v", m.filter, m.subject, got, m.want)
+		}
+		var c captureCache
+		c.set([]string{"x.y", m.filter, "x.*.z"})
+		if got := c.captures(m.subject); got != m.want {
+			t.Errorf("captures(%q) with filter %q = %v, want %v", m.subject, m.filter, got, m.want)
+		}
+	}
+	// A stream of 1,000 servers: one wildcard filter, 1,000 literals.
+	var c captureCache
+	if c.captures("a.b") || c.overlapping("a.b") != "" {
+		t.Error("a stream without filters captures")
+	}
+	filters := []string{"rcb.*.*"}
+	for i := range 1000 {
+		filters = append(filters, fmt.Sprintf("rcb.status.plc%04d.events", i))
+	}
+	c.set(filters)
+	for subject, want := range map[string]bool{"rcb.plc0001.tag001": true, "rcb.status.plc0999.events": true,
+		"rcb.status.plc1000.events": false, "rcb.plc0001.tag001.set": false} {
+		if got := c.captures(subject); got != want {
+			t.Errorf("captures(%q) = %v, want %v", subject, got, want)
+		}
+	}
+	for route, want := range map[string]string{"rcb.*.*.set": "", "rcb.status.*.events": "rcb.status.plc0000.events",
+		"rcb.status.plc0007.events": "rcb.status.plc0007.events", "rcb.a.b": "rcb.*.*"} {
+		if got := c.overlapping(route); got != want {
+			t.Errorf("overlapping(%q) = %q, want %q", route, got, want)
 		}
 	}
 	for k, want := range map[string]bool{"line1": true, "a/b=c.d-e_f": true, "": false, ".a": false, "a b": false, "a*": false} {

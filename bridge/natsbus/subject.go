@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/rcbridge/rcbridge/bridge/internal/buskit"
 	"github.com/rcbridge/rcbridge/mapping"
 )
 
@@ -104,10 +105,12 @@ func subjectMatches(filter, subject string) bool { return mapping.NATS.Overlap(f
 const maxCapturedCache = 1 << 16
 
 // captureCache answers whether the JetStream stream captures a subject,
-// remembering the answers. Safe for concurrent use.
+// remembering the answers. Safe for concurrent use; the zero value has no
+// filters.
 type captureCache struct {
 	mu      sync.RWMutex
 	filters []string
+	index   *buskit.RouteIndex // of filters
 	known   map[string]bool
 }
 
@@ -115,6 +118,7 @@ type captureCache struct {
 func (c *captureCache) set(filters []string) {
 	c.mu.Lock()
 	c.filters = slices.Clone(filters)
+	c.index = buskit.NewRouteIndex(mapping.NATS, c.filters)
 	c.known = make(map[string]bool)
 	c.mu.Unlock()
 }
@@ -123,19 +127,16 @@ func (c *captureCache) set(filters []string) {
 func (c *captureCache) captures(subject string) bool {
 	c.mu.RLock()
 	v, ok := c.known[subject]
-	filters := c.filters
+	index := c.index
 	c.mu.RUnlock()
 	if ok {
 		return v
 	}
-	for _, f := range filters {
-		if subjectMatches(f, subject) {
-			v = true
-			break
-		}
-	}
+	// The index matches like subjectMatches, without a scan of the
+	// filters: a stream of 1,000 servers lists 1,000 events subjects.
+	v = index != nil && index.First(subject) >= 0
 	c.mu.Lock()
-	if len(c.known) < maxCapturedCache {
+	if c.known != nil && len(c.known) < maxCapturedCache {
 		c.known[subject] = v
 	}
 	c.mu.Unlock()
@@ -147,10 +148,11 @@ func (c *captureCache) captures(subject string) bool {
 func (c *captureCache) overlapping(route string) string {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	for _, f := range c.filters {
-		if mapping.NATS.Overlap(f, route) {
-			return f
-		}
+	if c.index == nil {
+		return ""
+	}
+	if j := c.index.First(route); j >= 0 {
+		return c.filters[j]
 	}
 	return ""
 }

@@ -162,7 +162,7 @@ type client struct {
 	c   *rc.Client
 
 	out     chan bridge.Notification
-	events  chan rc.PublishEvent
+	events  chan *rc.PublishEvent // pointers: the buffer is allocated with every session
 	stop    chan struct{}
 	fwdOnce sync.Once
 	wg      sync.WaitGroup
@@ -177,7 +177,7 @@ var _ bridge.Client = (*client)(nil)
 // newClient wraps c and makes it the live client of serverURI.
 func (s *Source) newClient(serverURI string, c *rc.Client) *client {
 	cl := &client{src: s, uri: serverURI, c: c, out: make(chan bridge.Notification),
-		events: make(chan rc.PublishEvent, maxEvents), stop: make(chan struct{})}
+		events: make(chan *rc.PublishEvent, maxEvents), stop: make(chan struct{})}
 	s.mu.Lock()
 	s.current[serverURI] = cl
 	s.mu.Unlock()

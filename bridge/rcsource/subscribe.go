@@ -13,7 +13,8 @@ import (
 )
 
 // maxEvents bounds the publish engine events waiting for the forwarder.
-// They are rare (a gap, a recreated subscription per resume).
+// They are rare (a gap, a recreated subscription per resume); the queue
+// holds pointers, so its buffer costs 2 KiB per session, not 10.
 const maxEvents = 256
 
 // Subscribe implements bridge.Client: rc's Subscribe and Monitor. The
@@ -78,7 +79,7 @@ func (c *client) Notifications() <-chan bridge.Notification {
 // goroutines and must not block.
 func (c *client) event(ev rc.PublishEvent) {
 	select {
-	case c.events <- ev:
+	case c.events <- &ev:
 	default:
 		c.src.log.Error("publish engine event dropped: queue full", "server_uri", c.uri, "event", ev.Kind.String(), "subscription", ev.SubscriptionID)
 	}
@@ -94,7 +95,7 @@ func (c *client) forward() {
 		case <-c.stop:
 			return
 		case ev := <-c.events:
-			if !c.forwardEvent(ev, held) {
+			if !c.forwardEvent(*ev, held) {
 				return
 			}
 		case n, ok := <-in:
@@ -104,7 +105,7 @@ func (c *client) forward() {
 			for drained := false; !drained; {
 				select {
 				case ev := <-c.events:
-					if !c.forwardEvent(ev, held) {
+					if !c.forwardEvent(*ev, held) {
 						return
 					}
 				default:

@@ -23,7 +23,7 @@ type proc struct {
 	done  chan error
 }
 
-func startProc(t *testing.T, dir, bin string, args ...string) *proc {
+func startProc(t testing.TB, dir, bin string, args ...string) *proc {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
@@ -58,7 +58,7 @@ func startProc(t *testing.T, dir, bin string, args ...string) *proc {
 }
 
 // waitLine returns the first JSON log line whose msg is msg.
-func (p *proc) waitLine(t *testing.T, msg string) map[string]any {
+func (p *proc) waitLine(t testing.TB, msg string) map[string]any {
 	t.Helper()
 	timeout := time.After(60 * time.Second)
 	for {
@@ -78,7 +78,7 @@ func (p *proc) waitLine(t *testing.T, msg string) map[string]any {
 }
 
 // stop sends SIGTERM and returns the exit error and how long the exit took.
-func (p *proc) stop(t *testing.T, within time.Duration) (error, time.Duration) {
+func (p *proc) stop(t testing.TB, within time.Duration) (error, time.Duration) {
 	t.Helper()
 	began := time.Now()
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {

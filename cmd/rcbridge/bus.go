@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
 	"time"
 
@@ -190,13 +189,21 @@ func streamSubjects(table *mapping.Table) []string {
 		// The bridge answers writes to read-only rows here.
 		commands = append(commands, r)
 	}
+	// Sets, not list scans: 1,000 servers of 100 rows make 100,000 routes
+	// and as many command routes.
+	commandShapes := make(map[string]bool)
+	for _, c := range commands {
+		commandShapes[shape(c)] = true
+	}
 	var out []string
+	seen := make(map[string]bool)
 	for _, r := range routes {
 		sh := shape(r)
-		if slices.ContainsFunc(commands, func(c string) bool { return shape(c) == sh }) {
+		if commandShapes[sh] {
 			sh = r
 		}
-		if !slices.Contains(out, sh) {
+		if !seen[sh] {
+			seen[sh] = true
 			out = append(out, sh)
 		}
 	}

@@ -180,7 +180,7 @@ func (d *daemon) start(ctx context.Context) error {
 			return fmt.Errorf("http: %w", err)
 		}
 		d.httpSrv = &http.Server{
-			Handler:           newHandler(d.m, d.reg, d.checks(), time.Now),
+			Handler:           newHandler(d.m, d.reg, d.checks(), time.Now, cfg.HTTP.PProf),
 			ReadHeaderTimeout: 5 * time.Second,
 			ReadTimeout:       10 * time.Second,
 			WriteTimeout:      30 * time.Second,

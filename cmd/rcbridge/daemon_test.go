@@ -170,7 +170,7 @@ func (r *recorder) await(t *testing.T, subject, want string) {
 	}
 }
 
-func get(t *testing.T, url string) (int, string, http.Header) {
+func get(t testing.TB, url string) (int, string, http.Header) {
 	t.Helper()
 	res, err := http.Get(url)
 	if err != nil {
@@ -184,7 +184,7 @@ func get(t *testing.T, url string) (int, string, http.Header) {
 	return res.StatusCode, string(b), res.Header
 }
 
-func servers(t *testing.T, base string) map[string]serverView {
+func servers(t testing.TB, base string) map[string]serverView {
 	t.Helper()
 	code, body, _ := get(t, base+"/api/v1/servers")
 	if code != http.StatusOK {
@@ -238,6 +238,9 @@ func TestDaemonHTTP(t *testing.T) {
 	}
 	if code, _, _ := get(t, base+"/nothing"); code != http.StatusNotFound {
 		t.Errorf("/nothing = %d", code)
+	}
+	if code, _, _ := get(t, base+"/debug/pprof/heap"); code != http.StatusNotFound {
+		t.Errorf("/debug/pprof/heap without [http] pprof = %d, want 404", code)
 	}
 
 	before := time.Now()

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -33,8 +34,16 @@ type serversResponse struct {
 //	/healthz         200 "ok" while the process serves HTTP (liveness)
 //	/readyz          200 when every check passes, else 503; JSON either way
 //	/api/v1/servers  JSON status of every configured server
-func newHandler(m *metrics, reg *registry, checks []check, now func() time.Time) http.Handler {
+//	/debug/pprof/    Go runtime profiles, only when withPProf is set
+func newHandler(m *metrics, reg *registry, checks []check, now func() time.Time, withPProf bool) http.Handler {
 	mux := http.NewServeMux()
+	if withPProf {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{EnableOpenMetrics: false}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

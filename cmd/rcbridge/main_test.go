@@ -42,7 +42,7 @@ type builder struct {
 }
 
 // path returns the path of the built command pkg ("./cmd/rcbridge"), building it on first use.
-func (b *builder) path(t *testing.T, pkg string) string {
+func (b *builder) path(t testing.TB, pkg string) string {
 	t.Helper()
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -76,7 +76,7 @@ func (b *builder) cleanup() {
 }
 
 // repoRoot is the module root, two levels up from this package.
-func repoRoot(t *testing.T) string {
+func repoRoot(t testing.TB) string {
 	t.Helper()
 	root, err := filepath.Abs(filepath.Join("..", ".."))
 	if err != nil {
@@ -124,7 +124,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 // writeFile writes a file under dir and returns its path.
-func writeFile(t *testing.T, dir, name, content string) string {
+func writeFile(t testing.TB, dir, name, content string) string {
 	t.Helper()
 	p := filepath.Join(dir, name)
 	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -33,6 +34,10 @@ type LoadOptions struct {
 	// MaxMonitoredItemsPerCall is the advertised operation limit; 0 means
 	// none.
 	MaxMonitoredItemsPerCall uint32
+	// SourceAddr, if valid, is the local address Dial connects from (a
+	// loopback address such as 127.0.0.7 stands for another host, for
+	// admission limits per source); default: chosen by the system.
+	SourceAddr netip.Addr
 }
 
 // LoadServer is a minimal OPC UA server (None security, anonymous) that
@@ -96,7 +101,11 @@ func (s *LoadServer) Hello() rc.Hello { return s.hello }
 // Dial connects to the client listening on addr with a ReverseHello and
 // serves the connection until it closes. The returned function closes it.
 func (s *LoadServer) Dial(ctx context.Context, addr string) (closeConn func(), err error) {
-	c, err := DialHello(ctx, addr, s.hello)
+	var d net.Dialer
+	if s.opts.SourceAddr.IsValid() {
+		d.LocalAddr = net.TCPAddrFromAddrPort(netip.AddrPortFrom(s.opts.SourceAddr, 0))
+	}
+	c, err := dialHello(ctx, &d, addr, s.hello)
 	if err != nil {
 		return nil, err
 	}

@@ -311,11 +311,15 @@ func (s *Server) dialServer() (net.Conn, error) {
 // connection for the caller to script the rest: useful to play a server
 // that stalls or misbehaves.
 func DialHello(ctx context.Context, addr string, h rc.Hello) (net.Conn, error) {
+	return dialHello(ctx, &net.Dialer{}, addr, h)
+}
+
+// dialHello is DialHello with the given dialer (for a source address).
+func dialHello(ctx context.Context, d *net.Dialer, addr string, h rc.Hello) (net.Conn, error) {
 	frame, err := h.Encode()
 	if err != nil {
 		return nil, fmt.Errorf("rctest: %w", err)
 	}
-	var d net.Dialer
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("rctest: dialing the client: %w", err)

@@ -60,3 +60,31 @@ func TestCheckRoutes(t *testing.T) {
 		t.Errorf("MatchFilter matched a result topic: %q", got)
 	}
 }
+
+// TestCheckRoutesAtScale checks the routes of 1,000 servers with 100 rows:
+// 100,000 literal write routes and the catch-all filters, once beside a
+// subscription that holds 100,000 other literals. Comparing every pair of
+// routes, this took minutes.
+func TestCheckRoutesAtScale(t *testing.T) {
+	var routes, others []string
+	for s := range 1000 {
+		for r := range 100 {
+			routes = append(routes, fmt.Sprintf("p.s%04d.tag%03d.set", s, r))
+			others = append(others, fmt.Sprintf("p.s%04d.tag%03d.write", s, r))
+		}
+	}
+	call := append(slices.Clone(routes), "p.*.*.call")
+	got, err := CheckRoutes(mapping.NATS, "testbus", call, others, literalNATS)
+	if err != nil || len(got) != len(call) || got[0] != "p.*.*.call" {
+		t.Fatalf("literals beside a filter of another shape: %d routes, %v", len(got), err)
+	}
+	got, err = CheckRoutes(mapping.NATS, "testbus", append(slices.Clone(routes), "p.*.*.set"), others, literalNATS)
+	if err != nil || !slices.Equal(got, []string{"p.*.*.set"}) {
+		t.Fatalf("literals under a filter: %d routes, %v", len(got), err)
+	}
+	_, err = CheckRoutes(mapping.NATS, "testbus", []string{"p.s0999.tag099.write", "p.*.tag007.set"}, append(others, routes[7]), literalNATS)
+	if !errors.Is(err, bridge.ErrInvalidRoute) || !strings.Contains(err.Error(), `"p.s0999.tag099.write", already subscribed`) ||
+		!strings.Contains(err.Error(), `"p.s0000.tag007.set", already subscribed`) {
+		t.Fatalf("overlaps with active routes: %v", err)
+	}
+}

@@ -280,6 +280,10 @@ type MapRow struct {
 type HTTP struct {
 	// Address is host:port; empty disables the endpoint.
 	Address string `koanf:"address"`
+	// PProf serves the Go runtime profiles (net/http/pprof) under
+	// /debug/pprof/ on the same address. Off by default: profiles show
+	// the process's internals to anyone who can reach the address.
+	PProf bool `koanf:"pprof"`
 }
 
 // Log configures logging.

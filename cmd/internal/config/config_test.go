@@ -197,6 +197,7 @@ func TestKeys(t *testing.T) {
 			return r.Object.String() == "ns=2;s=O" && r.Method.IsBrowsePath() && len(r.Arguments) == 2 && r.Arguments[1].String() == "Int32[]"
 		}},
 		{"http", "[http]\naddress = \"\"", func(c *Config) bool { return c.HTTP.Address == "" }},
+		{"http.pprof", "[http]\npprof = true", func(c *Config) bool { return c.HTTP.PProf }},
 		{"log", "[log]\nlevel = \"debug\"\nformat = \"json\"", func(c *Config) bool { return c.Log.Level.Level() == slog.LevelDebug && c.Log.Format == LogJSON }},
 	}
 	for _, tt := range tests {
