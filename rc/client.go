@@ -138,8 +138,15 @@ func call[T ua.Response](ctx context.Context, c *Client, req ua.Request) (T, err
 // callOn is call on a given channel, for setting up a channel that is not
 // the current one yet.
 func callOn[T ua.Response](ctx context.Context, c *Client, ch *channel, req ua.Request) (T, error) {
+	return callWithin[T](ctx, c, ch, req, 0)
+}
+
+// callWithin is callOn with a timeout that applies when ctx has no
+// deadline, instead of RequestTimeout; 0 means RequestTimeout. It saves a
+// context timer per call where the caller's ctx has none (Publish).
+func callWithin[T ua.Response](ctx context.Context, c *Client, ch *channel, req ua.Request, timeout time.Duration) (T, error) {
 	var zero T
-	resp, err := c.send(ctx, ch, req)
+	resp, err := c.send(ctx, ch, req, timeout)
 	if err != nil {
 		return zero, err
 	}
@@ -151,13 +158,13 @@ func callOn[T ua.Response](ctx context.Context, c *Client, ch *channel, req ua.R
 }
 
 // send sends req on ch with the session's authentication token and waits
-// for the response within ctx's deadline, or RequestTimeout when ctx has
-// none.
+// for the response within ctx's deadline, or timeout when ctx has none, or
+// RequestTimeout when timeout is 0 too.
 //
 // Error classes: a Bad ServiceResult (or ServiceFault) wraps the
 // ua.StatusCode and leaves the channel up; ctx expiry wraps ctx.Err(); a
 // network failure ends the channel and wraps ErrConnectionLost.
-func (c *Client) send(ctx context.Context, ch *channel, req ua.Request) (_ ua.Response, err error) {
+func (c *Client) send(ctx context.Context, ch *channel, req ua.Request, timeout time.Duration) (_ ua.Response, err error) {
 	if ch == nil {
 		return nil, fmt.Errorf("rc: %s: %w", serviceName(req), ErrClosed)
 	}
@@ -166,7 +173,9 @@ func (c *Client) send(ctx context.Context, ch *channel, req ua.Request) (_ ua.Re
 	}
 	// Without a ctx deadline, gopcua's own timer (timeout plus a leniency)
 	// bounds the wait; it reports StatusBadTimeout.
-	timeout := c.cfg.RequestTimeout
+	if timeout == 0 {
+		timeout = c.cfg.RequestTimeout
+	}
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = time.Until(dl)
 	}

@@ -35,7 +35,11 @@ var (
 // Transport limits we announce in our Hello and accept in the server's
 // Acknowledge. Specification: Part 6, 7.1.2.3 and 7.1.2.4.
 const (
-	helloBufferSize     = 0xffff
+	// DefaultBufferSize is ClientConfig.BufferSize's default: the smallest
+	// size at which gopcua's default cap of 512 chunks per message still
+	// admits helloMaxMessageSize (16 MiB). BenchmarkPublishBufferSize
+	// compares it with 8, 16 and 64 KiB.
+	DefaultBufferSize   = 32 << 10
 	helloMaxMessageSize = 16 << 20
 	minBufferSize       = 8192
 	// maxBufferSize caps the buffer sizes a server may announce in its ACK:
@@ -55,6 +59,7 @@ type channelParams struct {
 	remoteCert     []byte          // the server certificate, secure only
 	lifetime       time.Duration
 	requestTimeout time.Duration
+	bufferSize     uint32 // ReceiveBufferSize and SendBufferSize in the Hello
 	// onLost, if set, is called once when the channel ends without being
 	// closed, before Done is closed.
 	onLost func(*channel, error)
@@ -108,8 +113,8 @@ func openChannel(ctx context.Context, tcp *net.TCPConn, p channelParams, log *sl
 	// unblock it too.
 	unblock := context.AfterFunc(ctx, func() { _ = tcp.SetDeadline(time.Unix(1, 0)) })
 	ack := uacp.Acknowledge{ // each connection gets its own copy
-		ReceiveBufSize: helloBufferSize,
-		SendBufSize:    helloBufferSize,
+		ReceiveBufSize: p.bufferSize,
+		SendBufSize:    p.bufferSize,
 		MaxMessageSize: helloMaxMessageSize,
 	}
 	conn, err := uacp.NewConn(tcp, &ack)

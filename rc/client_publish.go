@@ -88,10 +88,13 @@ type publisher struct {
 	wg   sync.WaitGroup
 
 	mu           sync.Mutex
-	cond         *sync.Cond
+	cond         *sync.Cond // workers and gap fillers wait on it
+	syncCond     *sync.Cond // the syncer waits on it
+	deliverCond  *sync.Cond // the deliverer waits on it
 	subs         map[uint32]*subState
 	acks         []*ua.SubscriptionAcknowledgement
 	queue        []*Notification
+	delivering   bool // the deliverer holds a notification it took from queue
 	queueCap     int
 	nextReq      uint64
 	inflight     map[uint64]bool
@@ -107,14 +110,17 @@ type subState struct {
 	sub     *Subscription
 	next    uint32 // next sequence number to deliver
 	pending map[uint32]*Notification
-	last    map[uint32]*ua.DataValue // last value delivered, by client handle
-	filling bool                     // a worker is filling a gap
-	acked   uint32                   // highest sequence number sent to the server as acknowledged
+	last    map[uint32]*lastValue // last value delivered, by client handle
+	filling bool                  // a worker is filling a gap
+	acked   uint32                // highest sequence number sent to the server as acknowledged
 }
 
 func newSubState(s *Subscription) *subState {
-	return &subState{sub: s, next: 1, pending: make(map[uint32]*Notification), last: make(map[uint32]*ua.DataValue)}
+	return &subState{sub: s, next: 1, pending: make(map[uint32]*Notification), last: make(map[uint32]*lastValue)}
 }
+
+// lastValue is the last value delivered for a monitored item.
+type lastValue struct{ v *ua.DataValue }
 
 // enqueue queues n for the consumer, in order; p.mu held.
 //
@@ -126,15 +132,30 @@ func newSubState(s *Subscription) *subState {
 func (p *publisher) enqueue(st *subState, n *Notification) {
 	kept := n.DataChanges[:0]
 	for _, dc := range n.DataChanges {
-		if prev := st.last[dc.ClientHandle]; prev != nil && sameDataValue(prev, dc.Value) {
+		last := st.last[dc.ClientHandle]
+		if last == nil {
+			last = new(lastValue)
+			st.last[dc.ClientHandle] = last
+		} else if sameDataValue(last.v, dc.Value) {
 			p.c.log.Debug("dropped a repeated value", "subscription", n.SubscriptionID, "seq", n.SequenceNumber, "handle", dc.ClientHandle)
 			continue
 		}
-		st.last[dc.ClientHandle] = dc.Value
+		last.v = dc.Value
 		kept = append(kept, dc)
 	}
 	n.DataChanges = kept
+	if len(p.queue) == 0 && !p.delivering && !p.stopped {
+		// Nothing is ahead of n: hand it over at once if the consumer is
+		// waiting, saving the deliverer a wake-up. out is closed only
+		// after stopped was set, under p.mu.
+		select {
+		case p.out <- n:
+			return
+		default:
+		}
+	}
 	p.queue = append(p.queue, n)
+	p.deliverCond.Signal()
 }
 
 func sameDataValue(a, b *ua.DataValue) bool {
@@ -149,7 +170,41 @@ func sameDataValue(a, b *ua.DataValue) bool {
 	if a.Value == nil || b.Value == nil {
 		return a.Value == b.Value
 	}
-	return reflect.DeepEqual(a.Value.Value(), b.Value.Value())
+	av, bv := a.Value.Value(), b.Value.Value()
+	// reflect.DeepEqual is == for these; skip its reflection.
+	switch x := av.(type) {
+	case bool:
+		return equalTo(x, bv)
+	case int8:
+		return equalTo(x, bv)
+	case uint8:
+		return equalTo(x, bv)
+	case int16:
+		return equalTo(x, bv)
+	case uint16:
+		return equalTo(x, bv)
+	case int32:
+		return equalTo(x, bv)
+	case uint32:
+		return equalTo(x, bv)
+	case int64:
+		return equalTo(x, bv)
+	case uint64:
+		return equalTo(x, bv)
+	case float32:
+		return equalTo(x, bv)
+	case float64:
+		return equalTo(x, bv)
+	case string:
+		return equalTo(x, bv)
+	}
+	return reflect.DeepEqual(av, bv)
+}
+
+// equalTo reports whether b holds a T equal to a.
+func equalTo[T comparable](a T, b any) bool {
+	v, ok := b.(T)
+	return ok && v == a
 }
 
 // publisher returns the client's publish engine, starting it on first use.
@@ -163,6 +218,8 @@ func (c *Client) publisher() *publisher {
 			queueCap: c.cfg.NotificationQueue,
 		}
 		p.cond = sync.NewCond(&p.mu)
+		p.syncCond = sync.NewCond(&p.mu)
+		p.deliverCond = sync.NewCond(&p.mu)
 		p.ctx, p.stop = context.WithCancel(context.Background())
 		p.lastResponse = time.Now()
 		c.lifeMu.Lock() // Close shuts the engine down under lifeMu
@@ -192,6 +249,8 @@ func (p *publisher) shutdown() {
 	p.mu.Unlock()
 	p.stop()
 	p.cond.Broadcast()
+	p.syncCond.Broadcast()
+	p.deliverCond.Broadcast()
 	p.wg.Wait()
 }
 
@@ -249,6 +308,7 @@ func (p *publisher) channelChanged(outcome ResumeOutcome) {
 	p.lastResponse = time.Now()
 	p.mu.Unlock()
 	p.cond.Broadcast()
+	p.syncCond.Broadcast()
 }
 
 // budget is the longest keep-alive period of the subscriptions; p.mu held.
@@ -282,9 +342,7 @@ func (p *publisher) worker() {
 		timeout := p.budget()*time.Duration(p.c.cfg.PublishRequests+2) + p.c.cfg.RequestTimeout
 		p.mu.Unlock()
 
-		ctx, cancel := context.WithTimeout(p.ctx, timeout)
-		res, err := callOn[*ua.PublishResponse](ctx, p.c, ch, &ua.PublishRequest{SubscriptionAcknowledgements: acks})
-		cancel()
+		res, err := callWithin[*ua.PublishResponse](p.ctx, p.c, ch, &ua.PublishRequest{SubscriptionAcknowledgements: acks}, timeout)
 		if gap := p.finish(id, acks, res, err); gap != nil {
 			p.fillGap(*gap)
 		}
@@ -368,6 +426,17 @@ func mapKeys(m map[uint32]*Notification) []uint32 {
 // notification converts a NotificationMessage.
 func (p *publisher) notification(sub uint32, msg *ua.NotificationMessage, republished bool) *Notification {
 	n := &Notification{SubscriptionID: sub, SequenceNumber: msg.SequenceNumber, PublishTime: msg.PublishTime, Republished: republished, pub: p}
+	changes := 0
+	for _, eo := range msg.NotificationData {
+		if eo != nil {
+			if d, ok := eo.Value.(*ua.DataChangeNotification); ok {
+				changes += len(d.MonitoredItems)
+			}
+		}
+	}
+	if changes > 0 {
+		n.DataChanges = make([]DataChange, 0, changes)
+	}
 	for _, eo := range msg.NotificationData {
 		if eo == nil {
 			continue
@@ -517,10 +586,10 @@ func (p *publisher) emit(events ...ClientEvent) {
 // deliverer hands queued notifications to the consumer in order.
 func (p *publisher) deliverer() {
 	defer close(p.out)
+	p.mu.Lock()
 	for {
-		p.mu.Lock()
 		for !p.stopped && len(p.queue) == 0 {
-			p.cond.Wait()
+			p.deliverCond.Wait()
 		}
 		if p.stopped {
 			p.mu.Unlock()
@@ -529,6 +598,7 @@ func (p *publisher) deliverer() {
 		n := p.queue[0]
 		p.queue[0] = nil
 		p.queue = p.queue[1:]
+		p.delivering = true
 		p.mu.Unlock()
 		p.cond.Broadcast() // room in the queue
 		select {
@@ -536,6 +606,8 @@ func (p *publisher) deliverer() {
 		case <-p.ctx.Done():
 			return
 		}
+		p.mu.Lock()
+		p.delivering = false
 	}
 }
 

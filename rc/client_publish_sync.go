@@ -18,7 +18,7 @@ func (p *publisher) syncer() {
 	for {
 		p.mu.Lock()
 		for !p.stopped && (p.syncOutcome == 0 || p.c.ch.Load().err() != nil) {
-			p.cond.Wait()
+			p.syncCond.Wait()
 		}
 		if p.stopped {
 			p.mu.Unlock()

@@ -26,7 +26,7 @@ type loadSetup struct {
 	mu     sync.Mutex
 	values []uint32
 	seqs   []uint32
-	events []rc.PublishEvent
+	events []rc.ClientEvent
 	slow   time.Duration // consumer delay per message
 	done   chan struct{}
 }
@@ -57,7 +57,7 @@ func newLoadSetup(t *testing.T, opts rctest.LoadOptions, cfg rc.ClientConfig, sl
 	t.Helper()
 	ls := &loadSetup{srv: rctest.NewLoadServer(opts), ln: listen(t), slow: slow, done: make(chan struct{})}
 	t.Cleanup(ls.srv.Close)
-	cfg.OnPublishEvent = func(ev rc.PublishEvent) {
+	cfg.OnClientEvent = func(ev rc.ClientEvent) {
 		ls.mu.Lock()
 		ls.events = append(ls.events, ev)
 		ls.mu.Unlock()
@@ -158,10 +158,10 @@ func (ls *loadSetup) checkValues(t *testing.T, n int, lost func(v uint32) bool) 
 	}
 }
 
-func (ls *loadSetup) eventsOf(kind rc.PublishEventKind) []rc.PublishEvent {
+func (ls *loadSetup) eventsOf(kind rc.ClientEventKind) []rc.ClientEvent {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
-	var out []rc.PublishEvent
+	var out []rc.ClientEvent
 	for _, e := range ls.events {
 		if e.Kind == kind {
 			out = append(out, e)
@@ -322,5 +322,46 @@ func TestPublishDeleteAndClose(t *testing.T) {
 	case <-ls.done:
 	case <-time.After(5 * time.Second):
 		t.Fatal("Notifications not closed by Close")
+	}
+}
+
+// TestPublishSmallBuffers runs the engine with the smallest transport
+// buffers the spec allows: the Hello announces them, and messages of
+// 1,000 changes (about 26 KB) arrive in several chunks, also when
+// republished, whole and in order.
+func TestPublishSmallBuffers(t *testing.T) {
+	const msgs, per = 40, 1000
+	ls, _ := newLoadSetup(t, rctest.LoadOptions{ChangesPerMessage: per, Messages: msgs}, rc.ClientConfig{BufferSize: 8192}, 0)
+	if recv, send := ls.srv.ClientBuffers(); recv != 8192 || send != 8192 {
+		t.Errorf("Hello buffer sizes %d/%d, want 8192/8192", recv, send)
+	}
+	ls.waitValues(t, 5*per)
+	ls.srv.DropNext(2) // republished, in chunks too
+	ls.waitValues(t, msgs*per)
+	ls.checkValues(t, msgs*per, nil)
+}
+
+// TestPublishPausedLoad checks the load server's Pause that the benchmarks
+// rely on: while paused only keep-alives come, the session is not declared
+// stalled, and the values go on in order after it.
+func TestPublishPausedLoad(t *testing.T) {
+	const per = 10
+	ls, _ := newLoadSetup(t, rctest.LoadOptions{ChangesPerMessage: per}, rc.ClientConfig{}, 0)
+	ls.waitValues(t, 20*per)
+	ls.srv.Pause(true)
+	time.Sleep(100 * time.Millisecond) // what was on its way arrives
+	paused := ls.count()
+	time.Sleep(1500 * time.Millisecond) // past the stall limit (1.2 s) without keep-alives
+	if got := ls.count(); got != paused {
+		t.Errorf("%d values while paused", got-paused)
+	}
+	if err := ls.c.Err(); err != nil {
+		t.Fatalf("connection ended while paused: %v", err)
+	}
+	ls.srv.Pause(false)
+	ls.waitValues(t, paused+20*per)
+	ls.checkValues(t, paused+20*per, nil)
+	if ev := ls.eventsOf(rc.PublishStalled); len(ev) > 0 {
+		t.Errorf("stalled while paused: %+v", ev)
 	}
 }

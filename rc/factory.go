@@ -95,6 +95,17 @@ type ClientConfig struct {
 	// more (the server keeps them meanwhile). Default
 	// DefaultNotificationQueue.
 	NotificationQueue int
+	// BufferSize is the transport buffer size the client announces in its
+	// Hello, as both ReceiveBufferSize and SendBufferSize, so the largest
+	// message chunk either side sends; larger messages travel in several
+	// chunks (Part 6, 7.1.2.3). gopcua allocates a buffer of the size the
+	// server acknowledges (at most this) for every chunk it receives, so a
+	// large value costs allocation and garbage collection on every
+	// message, also a small one. A small value means more chunks per large
+	// message, and gopcua accepts at most the server's MaxChunkCount (512
+	// when the server sets none) per message: 512 chunks of 32 KiB are 16
+	// MiB. Default DefaultBufferSize (32 KiB); 8192 to 4 MiB.
+	BufferSize int
 	// OnClientEvent receives the events of every client the Factory builds:
 	// state changes (active, disconnected or stalled, resuming, resumed,
 	// resume failed, closed) and the publish engine's subscription events
@@ -186,6 +197,9 @@ func (c ClientConfig) Validate() error {
 	if c.PublishRequests < 0 || c.NotificationQueue < 0 {
 		add("PublishRequests %d and NotificationQueue %d must not be negative", c.PublishRequests, c.NotificationQueue)
 	}
+	if c.BufferSize != 0 && (c.BufferSize < minBufferSize || c.BufferSize > maxBufferSize) {
+		add("BufferSize %d outside %d..%d", c.BufferSize, minBufferSize, maxBufferSize)
+	}
 	if c.ChannelLifetime > 0 && c.ChannelLifetime < minChannelLifetime {
 		add("ChannelLifetime %s is below %s", c.ChannelLifetime, minChannelLifetime)
 	}
@@ -222,6 +236,9 @@ func (c ClientConfig) withDefaults() ClientConfig {
 	}
 	if c.NotificationQueue == 0 {
 		c.NotificationQueue = DefaultNotificationQueue
+	}
+	if c.BufferSize == 0 {
+		c.BufferSize = DefaultBufferSize
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -444,6 +461,7 @@ func (f *Factory) channelParams(endpointURL string, remoteCert []byte) channelPa
 		remoteCert:     remoteCert,
 		lifetime:       f.cfg.ChannelLifetime,
 		requestTimeout: f.cfg.RequestTimeout,
+		bufferSize:     uint32(f.cfg.BufferSize),
 	}
 	if f.cfg.Identity.kind == IdentityCertificate {
 		p.userKey = f.cfg.Identity.key

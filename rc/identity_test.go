@@ -3,6 +3,7 @@ package rc
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -113,6 +114,20 @@ func TestClientConfigValidate(t *testing.T) {
 	noKey := ClientConfig{SecurityPolicy: SecurityPolicyBasic256Sha256, SecurityMode: SecurityModeSign, Trust: TrustConfig{Dir: t.TempDir()}}
 	if err := noKey.Validate(); err == nil || !strings.Contains(err.Error(), "KeyPair") {
 		t.Errorf("secure without key pair: %v", err)
+	}
+	for _, size := range []int{-1, 1, 8191, 4<<20 + 1} {
+		err := ClientConfig{BufferSize: size}.Validate()
+		if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), fmt.Sprintf("BufferSize %d outside 8192..4194304", size)) {
+			t.Errorf("BufferSize %d: Validate() = %v", size, err)
+		}
+	}
+	for _, size := range []int{0, 8192, 32 << 10, 4 << 20} {
+		if err := (ClientConfig{BufferSize: size}).Validate(); err != nil {
+			t.Errorf("BufferSize %d: Validate() = %v", size, err)
+		}
+	}
+	if f, err := NewFactory(ClientConfig{}); err != nil || f.cfg.BufferSize != DefaultBufferSize {
+		t.Errorf("BufferSize default = %d, %v; want %d", f.cfg.BufferSize, err, DefaultBufferSize)
 	}
 	f, err := NewFactory(ClientConfig{KeyPair: kp})
 	if err != nil || f.cfg.ApplicationURI != "urn:rcbridge:client" {

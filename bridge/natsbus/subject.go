@@ -49,7 +49,7 @@ func checkSubject(s string, wildcards bool) error {
 		switch {
 		case tok == "":
 			return fmt.Errorf("subject %q: empty token at byte %d: %w", s, start, errSubject)
-		case strings.ContainsAny(tok, "*>") && len(tok) > 1:
+		case wildcards && len(tok) > 1 && strings.ContainsAny(tok, "*>"): // without wildcards, none got here
 			return fmt.Errorf("subject %q: wildcard inside token %q: %w", s, tok, errSubject)
 		case tok == ">":
 			if i != len(s) {

@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"os"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/gopcua/opcua/ua"
+	natsserver "github.com/nats-io/nats-server/v2/server"
 	"go.uber.org/goleak"
 
 	"github.com/rcbridge/rcbridge/bridge"
@@ -19,12 +21,36 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if rctest.IsLoadProcess() { // started by BenchmarkEndToEnd
+		os.Exit(serveLoad())
+	}
 	// gopcua's server (behind rctest) logs through the standard logger, and
 	// keeps a goroutine per subscription until the subscription's lifetime
 	// ends, even after CloseSession and Close: that goroutine is the test
 	// server's, not ours.
 	log.SetOutput(io.Discard)
 	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/gopcua/opcua/server.(*Subscription).run"))
+}
+
+// serveLoad runs the load process of BenchmarkEndToEnd: with benchNATSEnv
+// set, a nats-server on a free loopback port first, whose URL it prints.
+func serveLoad() int {
+	if os.Getenv(benchNATSEnv) != "" {
+		ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "nats-server: %v\n", err)
+			return 2
+		}
+		go ns.Start()
+		if !ns.ReadyForConnections(10 * time.Second) {
+			fmt.Fprintln(os.Stderr, "nats-server: not ready within 10 s")
+			return 2
+		}
+		defer ns.WaitForShutdown()
+		defer ns.Shutdown()
+		fmt.Printf("nats %s\n", ns.ClientURL())
+	}
+	return rctest.ServeLoadProcess(os.Stdin, os.Stdout)
 }
 
 // The test server's nodes (rctest namespace, index 1).

@@ -69,9 +69,11 @@ type LoadServer struct {
 	closed   bool
 	wg       sync.WaitGroup
 
-	dropNext int  // data messages to lose on the wire (kept for Republish)
-	stalled  bool // hold Publish requests without any answer
-	forget   bool // drop retained messages instead of keeping them
+	helloIn  uacp.Hello // the last client Hello
+	dropNext int        // data messages to lose on the wire (kept for Republish)
+	stalled  bool       // hold Publish requests without any answer
+	paused   bool       // answer Publish requests with keep-alives only
+	forget   bool       // drop retained messages instead of keeping them
 }
 
 // NewLoadServer returns a load server; it does nothing until Dial.
@@ -107,7 +109,7 @@ func (s *LoadServer) Dial(ctx context.Context, addr string) (closeConn func(), e
 	if err != nil {
 		return nil, err
 	}
-	conn, err := uacp.NewConn(c.(*net.TCPConn), &uacp.Acknowledge{ReceiveBufSize: 1 << 16, SendBufSize: 1 << 16})
+	conn, err := uacp.NewConn(c.(*net.TCPConn), &uacp.Acknowledge{ReceiveBufSize: loadBufferSize, SendBufSize: loadBufferSize})
 	if err != nil {
 		c.Close()
 		return nil, err
@@ -143,6 +145,14 @@ func (s *LoadServer) Close() {
 	s.wg.Wait()
 }
 
+// ClientBuffers returns the ReceiveBufferSize and SendBufferSize of the
+// last Hello a client sent. Specification: Part 6, 7.1.2.3.
+func (s *LoadServer) ClientBuffers() (receive, send uint32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.helloIn.ReceiveBufSize, s.helloIn.SendBufSize
+}
+
 // DropNext makes the next n data messages vanish, as if sent on a
 // connection that died: their sequence numbers are used and they stay
 // available for Republish, but the client only gets the message after them.
@@ -157,6 +167,16 @@ func (s *LoadServer) DropNext(n int) {
 func (s *LoadServer) Stall(on bool) {
 	s.mu.Lock()
 	s.stalled = on
+	s.mu.Unlock()
+	s.kickAll()
+}
+
+// Pause makes the server answer Publish requests with keep-alives only,
+// once per keep-alive period (true), or send data again (false). A
+// benchmark pauses the load to measure between idle moments.
+func (s *LoadServer) Pause(on bool) {
+	s.mu.Lock()
+	s.paused = on
 	s.mu.Unlock()
 	s.kickAll()
 }
@@ -236,6 +256,8 @@ type loadConn struct {
 
 	wmu     sync.Mutex // serializes writes and the chunk sequence number
 	seq     uint32
+	sendBuf int    // largest chunk the client receives
+	wbuf    []byte // the chunks being written
 	chanID  uint32
 	tokenID uint32
 
@@ -274,11 +296,29 @@ func (c *loadConn) serve() {
 		<-pubDone
 	}()
 	b, err := c.conn.Receive()
-	if err != nil || len(b) < 8 || string(b[:4]) != "HELF" {
+	hel := new(uacp.Hello)
+	if err == nil && (len(b) < 8 || string(b[:4]) != "HELF") {
+		err = errors.New("not a Hello")
+	}
+	if err == nil {
+		_, err = hel.Decode(b[8:])
+	}
+	if err != nil {
 		close(pubDone)
 		return
 	}
-	if err := c.conn.Send("ACKF", &uacp.Acknowledge{ReceiveBufSize: 1 << 16, SendBufSize: 1 << 16, MaxMessageSize: 1 << 24}); err != nil {
+	c.s.mu.Lock()
+	c.s.helloIn = *hel
+	c.s.mu.Unlock()
+	// Revise the client's buffer sizes down to ours, as a server must
+	// (Part 6, 7.1.2.4), and send chunks no larger than it can receive.
+	ack := &uacp.Acknowledge{ReceiveBufSize: min(loadBufferSize, hel.SendBufSize), SendBufSize: min(loadBufferSize, hel.ReceiveBufSize), MaxMessageSize: 1 << 24}
+	c.sendBuf = int(ack.SendBufSize)
+	if c.sendBuf <= msgHeaderSize {
+		close(pubDone)
+		return
+	}
+	if err := c.conn.Send("ACKF", ack); err != nil {
 		close(pubDone)
 		return
 	}
@@ -308,20 +348,26 @@ func (c *loadConn) serve() {
 	}
 }
 
-// send writes one single-chunk message.
+// send writes one message: an OPN in one chunk, a MSG in as many chunks
+// as the client's receive buffer needs.
 func (c *loadConn) send(typ string, reqID uint32, resp ua.Response) error {
+	hdr := &uasc.MessageHeader{
+		Header:         uasc.NewHeader(typ, 'F', c.chanID),
+		SequenceHeader: uasc.NewSequenceHeader(0, reqID),
+	}
+	if typ == "MSG" {
+		hdr.SymmetricSecurityHeader = uasc.NewSymmetricSecurityHeader(c.tokenID)
+		b, err := (&uasc.Message{MessageHeader: hdr, TypeID: ua.NewFourByteExpandedNodeID(0, ua.ServiceTypeID(resp)), Service: resp}).Encode()
+		if err != nil {
+			return err
+		}
+		return c.writeMsg(b)
+	}
+	hdr.AsymmetricSecurityHeader = uasc.NewAsymmetricSecurityHeader(ua.SecurityPolicyURINone, nil, nil)
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.seq++
-	hdr := &uasc.MessageHeader{
-		Header:         uasc.NewHeader(typ, 'F', c.chanID),
-		SequenceHeader: uasc.NewSequenceHeader(c.seq, reqID),
-	}
-	if typ == "OPN" {
-		hdr.AsymmetricSecurityHeader = uasc.NewAsymmetricSecurityHeader(ua.SecurityPolicyURINone, nil, nil)
-	} else {
-		hdr.SymmetricSecurityHeader = uasc.NewSymmetricSecurityHeader(c.tokenID)
-	}
+	hdr.SequenceHeader.SequenceNumber = c.seq
 	b, err := (&uasc.Message{MessageHeader: hdr, TypeID: ua.NewFourByteExpandedNodeID(0, ua.ServiceTypeID(resp)), Service: resp}).Encode()
 	if err != nil {
 		return err
@@ -330,17 +376,43 @@ func (c *loadConn) send(typ string, reqID uint32, resp ua.Response) error {
 	return err
 }
 
-// sendRaw writes a pre-encoded MSG chunk after patching its chunk sequence
-// number.
-func (c *loadConn) sendRaw(b []byte) error {
+// msgHeaderSize is the size of a MSG chunk's headers with None security:
+// message header (12), token id (4), sequence header (8).
+const msgHeaderSize = 24
+
+// loadBufferSize is the largest chunk the server sends or receives.
+const loadBufferSize = 1 << 16
+
+// writeMsg writes b, a MSG message encoded as one chunk, in chunks of at
+// most the client's receive buffer size, with this connection's channel,
+// token and chunk sequence numbers; b is not modified. All chunks go out
+// in one write.
+func (c *loadConn) writeMsg(b []byte) error {
+	le := binary.LittleEndian
+	reqID := le.Uint32(b[20:])
+	body := b[msgHeaderSize:]
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	c.seq++
-	binary.LittleEndian.PutUint32(b[4:], uint32(len(b)))
-	binary.LittleEndian.PutUint32(b[8:], c.chanID)
-	binary.LittleEndian.PutUint32(b[12:], c.tokenID)
-	binary.LittleEndian.PutUint32(b[16:], c.seq)
-	_, err := c.conn.Write(b)
+	out := c.wbuf[:0]
+	for final := false; !final; {
+		n := min(len(body), c.sendBuf-msgHeaderSize)
+		final = n == len(body)
+		typ := byte('C')
+		if final {
+			typ = 'F'
+		}
+		c.seq++
+		out = append(out, 'M', 'S', 'G', typ)
+		out = le.AppendUint32(out, uint32(msgHeaderSize+n))
+		out = le.AppendUint32(out, c.chanID)
+		out = le.AppendUint32(out, c.tokenID)
+		out = le.AppendUint32(out, c.seq)
+		out = le.AppendUint32(out, reqID)
+		out = append(out, body[:n]...)
+		body = body[n:]
+	}
+	c.wbuf = out
+	_, err := c.conn.Write(out)
 	return err
 }
 
@@ -549,7 +621,7 @@ func (c *loadConn) publishOne() (bool, error) {
 		s.mu.Unlock()
 		return false, nil
 	}
-	data := s.opts.Messages == 0 || int(sub.seq) < s.opts.Messages
+	data := !s.paused && (s.opts.Messages == 0 || int(sub.seq) < s.opts.Messages)
 	var b []byte
 	if data {
 		if sub.tmpl == nil {
@@ -561,12 +633,12 @@ func (c *loadConn) publishOne() (bool, error) {
 		}
 		for {
 			sub.seq++
-			msg := sub.tmpl.message(sub.seq, pr.reqID, pr.handle)
+			msg := bytes.Clone(sub.tmpl.message(sub.seq, pr.reqID, pr.handle)) // the template is reused
 			if !s.forget {
-				sub.retained[sub.seq] = bytes.Clone(msg)
+				sub.retained[sub.seq] = msg
 			}
 			if s.dropNext == 0 {
-				b = bytes.Clone(msg) // the template is reused; sendRaw patches b
+				b = msg
 				break
 			}
 			s.dropNext-- // skipped: the client sees the sequence number jump
@@ -586,7 +658,7 @@ func (c *loadConn) publishOne() (bool, error) {
 		})
 	}
 	c.popPending()
-	return true, c.sendRaw(b)
+	return true, c.writeMsg(b)
 }
 
 func (c *loadConn) popPending() {
@@ -606,34 +678,47 @@ type publishTemplate struct {
 	changes int
 }
 
+// PublishMessage returns a PublishResponse message, encoded as one chunk,
+// like those a LoadServer sends with ChangesPerMessage changes: UInt32
+// values with source and server timestamps, for client handles 1 and 2 in
+// turn. It is what a benchmark decodes for gopcua's decode floor.
+func PublishMessage(changes int) ([]byte, error) {
+	return encodePublish([]uint32{1, 2}, 1, changes, 1)
+}
+
+// encodePublish encodes a PublishResponse message of subscription subID
+// with changes values v for handles in turn; v is also the request id,
+// request handle and sequence number.
+func encodePublish(handles []uint32, subID uint32, changes int, v uint32) ([]byte, error) {
+	items := make([]*ua.MonitoredItemNotification, changes)
+	ts := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := range items {
+		items[i] = &ua.MonitoredItemNotification{
+			ClientHandle: handles[i%len(handles)],
+			Value: &ua.DataValue{EncodingMask: ua.DataValueValue | ua.DataValueSourceTimestamp | ua.DataValueServerTimestamp,
+				Value: ua.MustVariant(v), SourceTimestamp: ts, ServerTimestamp: ts},
+		}
+	}
+	resp := &ua.PublishResponse{
+		ResponseHeader:      &ua.ResponseHeader{Timestamp: ts, RequestHandle: v, ServiceDiagnostics: &ua.DiagnosticInfo{}, AdditionalHeader: ua.NewExtensionObject(nil)},
+		SubscriptionID:      subID,
+		NotificationMessage: &ua.NotificationMessage{SequenceNumber: v, PublishTime: ts, NotificationData: []*ua.ExtensionObject{ua.NewExtensionObject(&ua.DataChangeNotification{MonitoredItems: items})}},
+	}
+	return (&uasc.Message{
+		MessageHeader: &uasc.MessageHeader{
+			Header:                  uasc.NewHeader("MSG", 'F', 0),
+			SymmetricSecurityHeader: uasc.NewSymmetricSecurityHeader(0),
+			SequenceHeader:          uasc.NewSequenceHeader(0, v),
+		},
+		TypeID:  ua.NewFourByteExpandedNodeID(0, id.PublishResponse_Encoding_DefaultBinary),
+		Service: resp,
+	}).Encode()
+}
+
 // newPublishTemplate encodes the subscription's PublishResponse twice with
 // different numbers and finds where they differ.
 func newPublishTemplate(sub *loadSub, changes int) (*publishTemplate, error) {
-	encode := func(v uint32) ([]byte, error) {
-		items := make([]*ua.MonitoredItemNotification, changes)
-		ts := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
-		for i := range items {
-			items[i] = &ua.MonitoredItemNotification{
-				ClientHandle: sub.handles[i%len(sub.handles)],
-				Value: &ua.DataValue{EncodingMask: ua.DataValueValue | ua.DataValueSourceTimestamp | ua.DataValueServerTimestamp,
-					Value: ua.MustVariant(v), SourceTimestamp: ts, ServerTimestamp: ts},
-			}
-		}
-		resp := &ua.PublishResponse{
-			ResponseHeader:      &ua.ResponseHeader{Timestamp: ts, RequestHandle: v, ServiceDiagnostics: &ua.DiagnosticInfo{}, AdditionalHeader: ua.NewExtensionObject(nil)},
-			SubscriptionID:      sub.id,
-			NotificationMessage: &ua.NotificationMessage{SequenceNumber: v, PublishTime: ts, NotificationData: []*ua.ExtensionObject{ua.NewExtensionObject(&ua.DataChangeNotification{MonitoredItems: items})}},
-		}
-		return (&uasc.Message{
-			MessageHeader: &uasc.MessageHeader{
-				Header:                  uasc.NewHeader("MSG", 'F', 0),
-				SymmetricSecurityHeader: uasc.NewSymmetricSecurityHeader(0),
-				SequenceHeader:          uasc.NewSequenceHeader(0, v),
-			},
-			TypeID:  ua.NewFourByteExpandedNodeID(0, id.PublishResponse_Encoding_DefaultBinary),
-			Service: resp,
-		}).Encode()
-	}
+	encode := func(v uint32) ([]byte, error) { return encodePublish(sub.handles, sub.id, changes, v) }
 	a, err := encode(0x01010101)
 	if err != nil {
 		return nil, err
