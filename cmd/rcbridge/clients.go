@@ -137,6 +137,7 @@ func clientConfig(c config.Client, s config.Server, kp rc.KeyPair, lookupEnv fun
 		RequestTimeout:    c.RequestTimeout.D(),
 		SessionTimeout:    c.SessionTimeout.D(),
 		NotificationQueue: s.NotificationQueueSize,
+		BufferSize:        c.BufferSize,
 		Logger:            log,
 	}, nil
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/rcbridge/rcbridge/rc"
 	"github.com/rcbridge/rcbridge/rc/rctest"
 )
 
@@ -33,6 +34,9 @@ type scaleSetup struct {
 	// default, as with servers on different hosts.
 	perSource int
 	jetstream bool
+	// bufferSize is the bridge's client.buffer_size; 0 leaves the key out
+	// (the default).
+	bufferSize int
 	// sample is every how many servers the data routes are watched on the
 	// bus (each sampled server's items must all arrive there).
 	sample int
@@ -75,12 +79,24 @@ func (r scaleResult) perSession(sessions int, f func(processSample) float64) flo
 	return (f(r.loaded) - f(r.base)) / float64(sessions)
 }
 
+// buffer returns the buffer size the bridge announces in its Hello.
+func (s scaleSetup) buffer() int {
+	if s.bufferSize == 0 {
+		return rc.DefaultBufferSize
+	}
+	return s.bufferSize
+}
+
 func scaleURI(i int) string { return fmt.Sprintf("urn:scale:plc%04d", i) }
 func scaleKey(i int) string { return fmt.Sprintf("plc%04d", i) }
 
 // scaleConfig is the bridge's configuration for a run.
 func (s scaleSetup) config(dir string) string {
 	var b strings.Builder
+	bufferKey := ""
+	if s.bufferSize != 0 {
+		bufferKey = "buffer_size = " + strconv.Itoa(s.bufferSize) + "\n"
+	}
 	fmt.Fprintf(&b, `
 [listener]
 address = "127.0.0.1:0"
@@ -89,7 +105,7 @@ max_pending = %d
 [client]
 certificate_dir = %q
 trust_dir = %q
-
+%s
 [bus]
 kind = "embedded"
 
@@ -106,7 +122,7 @@ pprof = true
 
 [log]
 format = "json"
-`, max(64, s.sessions), filepath.Join(dir, "pki"), filepath.Join(dir, "trusted"), filepath.Join(dir, "nats"), s.jetstream)
+`, max(64, s.sessions), filepath.Join(dir, "pki"), filepath.Join(dir, "trusted"), bufferKey, filepath.Join(dir, "nats"), s.jetstream)
 	for i := range s.sessions {
 		fmt.Fprintf(&b, "\n[[servers]]\nuri = %q\nkey = %q\nsecurity_policy = \"None\"\nsecurity_mode = \"None\"\n", scaleURI(i), scaleKey(i))
 	}
@@ -262,6 +278,13 @@ func runScale(tb testing.TB, s scaleSetup) scaleResult {
 	}
 	if n := metricValue(tb, base, "rcbridge_session_setup_failures_total"); n != 0 {
 		tb.Errorf("session setup failures: %v", n)
+	}
+	wantBuf := uint32(s.buffer())
+	for i, plc := range plcs {
+		if r, w := plc.ClientBuffers(); r != wantBuf || w != wantBuf {
+			tb.Errorf("server %d: the bridge's Hello announced buffers %d/%d, want %d (client.buffer_size)", i, r, w, wantBuf)
+			break
+		}
 	}
 
 	time.Sleep(2 * time.Second) // settle: the setup's transient buffers are garbage now
@@ -508,9 +531,10 @@ func loadAverage() (float64, error) {
 // from 5 source addresses (8 each, the per-source cap) dial the real
 // rcbridge at once; all must be admitted, online and publish all their
 // items, two that lose their connection must dial again and resume, and
-// the bridge's memory figures must be readable.
+// the bridge's memory figures must be readable. The bridge runs with
+// client.buffer_size = 16 KiB, which every server must see in its Hello.
 func TestScaleHarness(t *testing.T) {
-	s := scaleSetup{sessions: 40, items: 10, perSource: 8, sample: 4, drop: 2, onlineTimeout: 60 * time.Second}
+	s := scaleSetup{sessions: 40, items: 10, perSource: 8, sample: 4, drop: 2, bufferSize: 16 << 10, onlineTimeout: 60 * time.Second}
 	r := runScale(t, s)
 	if r.redials != s.drop {
 		t.Errorf("%d servers dialed again, want the %d dropped ones", r.redials, s.drop)
@@ -529,7 +553,11 @@ func TestScaleHarness(t *testing.T) {
 // JetStream, security None); the servers are rctest load servers in the
 // benchmark's process, 8 per loopback source address, each sending its
 // 100 initial values once and keep-alives after that. Each iteration
-// starts a fresh bridge.
+// starts a fresh bridge. The 1,000-session runs are measured with the
+// default client.buffer_size (32 KiB) and with 16 KiB, the buffer size
+// most of a session's memory follows; run the benchmark several times
+// (-count runs one sub-benchmark's iterations back to back, a shell loop
+// interleaves them).
 //
 // Reported: online-s (dial start until the last online presence arrived
 // on the bus); values-s (until the bridge had published every server's
@@ -553,14 +581,15 @@ func BenchmarkScale(b *testing.B) {
 	for _, c := range []struct {
 		sessions  int
 		jetstream bool
-	}{{100, false}, {1000, false}, {1000, true}} {
+		buffer    int
+	}{{100, false, 0}, {1000, false, 0}, {1000, false, 16 << 10}, {1000, true, 0}, {1000, true, 16 << 10}} {
 		bus := "core"
 		if c.jetstream {
 			bus = "jetstream"
 		}
-		b.Run(fmt.Sprintf("sessions=%d/bus=%s", c.sessions, bus), func(b *testing.B) {
-			s := scaleSetup{sessions: c.sessions, items: 100, perSource: 8, jetstream: c.jetstream, sample: 50,
-				onlineTimeout: 120 * time.Second, profileDir: os.Getenv("RCBRIDGE_SCALE_PROFILES")}
+		s := scaleSetup{sessions: c.sessions, items: 100, perSource: 8, jetstream: c.jetstream, bufferSize: c.buffer, sample: 50,
+			onlineTimeout: 120 * time.Second, profileDir: os.Getenv("RCBRIDGE_SCALE_PROFILES")}
+		b.Run(fmt.Sprintf("sessions=%d/bus=%s/buffer=%dKiB", c.sessions, bus, s.buffer()>>10), func(b *testing.B) {
 			var sum struct{ online, values, base, heap, live, stack, rss, gor, cpu, redials float64 }
 			for b.Loop() {
 				r := runScale(b, s)

@@ -140,6 +140,13 @@ type Client struct {
 	TrustDir       string   `koanf:"trust_dir"`
 	RequestTimeout Duration `koanf:"request_timeout"`
 	SessionTimeout Duration `koanf:"session_timeout"`
+	// BufferSize is the transport buffer size (bytes) the bridge announces
+	// in its Hello to every server, as ReceiveBufferSize and
+	// SendBufferSize: the largest message chunk either side sends (Part 6,
+	// 7.1.2.3). It is also allocated for every chunk received, so it sets
+	// most of a session's memory; a message needs at most the server's
+	// MaxChunkCount chunks (512 when the server sets none). 8192 to 4 MiB.
+	BufferSize int `koanf:"buffer_size"`
 }
 
 // Bus selects and configures the message bus.
@@ -312,6 +319,7 @@ func Default() Config {
 			ApplicationName:     "rcbridge",
 			RequestTimeout:      Duration(10 * time.Second),
 			SessionTimeout:      Duration(10 * time.Minute),
+			BufferSize:          32 << 10,
 		},
 		Bus: Bus{
 			Kind:                  BusEmbedded,

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/rcbridge/rcbridge/mapping"
+	"github.com/rcbridge/rcbridge/rc"
 )
 
 const examplePath = "../../../config.example.toml"
@@ -159,9 +160,9 @@ func TestKeys(t *testing.T) {
 			s := c.Servers[0]
 			return s.PublishingInterval.D() == 2*time.Second && s.MaxItemsPerSubscription == 50 && s.NotificationQueueSize == 9 && s.CommandRate == 0.5 && s.CommandBurst == 2
 		}},
-		{"client", "[client]\ncertificate = \"c.pem\"\nprivate_key = \"c.key\"\ngenerate_certificate = false\ncertificate_dir = \"d\"\napplication_uri = \"urn:me\"\napplication_name = \"me\"\ntrust_dir = \"t\"\nrequest_timeout = \"3s\"\nsession_timeout = \"1h\"", func(c *Config) bool {
+		{"client", "[client]\ncertificate = \"c.pem\"\nprivate_key = \"c.key\"\ngenerate_certificate = false\ncertificate_dir = \"d\"\napplication_uri = \"urn:me\"\napplication_name = \"me\"\ntrust_dir = \"t\"\nrequest_timeout = \"3s\"\nsession_timeout = \"1h\"\nbuffer_size = 16384", func(c *Config) bool {
 			cl := c.Client
-			return cl.Certificate == "c.pem" && cl.PrivateKey == "c.key" && !cl.GenerateCertificate && cl.CertificateDir == "d" && cl.ApplicationURI == "urn:me" && cl.ApplicationName == "me" && cl.TrustDir == "t" && cl.RequestTimeout.D() == 3*time.Second && cl.SessionTimeout.D() == time.Hour
+			return cl.Certificate == "c.pem" && cl.PrivateKey == "c.key" && !cl.GenerateCertificate && cl.CertificateDir == "d" && cl.ApplicationURI == "urn:me" && cl.ApplicationName == "me" && cl.TrustDir == "t" && cl.RequestTimeout.D() == 3*time.Second && cl.SessionTimeout.D() == time.Hour && cl.BufferSize == 16384
 		}},
 		{"bus.nats", "[bus]\nkind = \"nats\"\nprefix = \"plant.a\"\nanswer_unknown_commands = false\n[bus.nats]\nurls = [\"tls://n1:4222\", \"tls://n2:4222\"]\nname = \"b\"\nuser = \"u\"\npassword_env = \"NATS_PW\"\nreconnect_buffer_size = 1024\nconnect_timeout = \"1s\"\npublish_timeout = \"2s\"\n[bus.nats.tls]\nenabled = true\nca = \"ca.pem\"\ncertificate = \"c.pem\"\nprivate_key = \"c.key\"\nserver_name = \"nats.local\"\n[bus.nats.jetstream]\nenabled = true\nstream = \"S\"\nstatus_bucket = \"B\"\nduplicate_window = \"1m\"\nmax_age = \"0s\"\nsubjects = [\"plant.a.*.*\"]\nstatus_ttl = \"5s\"", func(c *Config) bool {
 			n := c.Bus.NATS
@@ -242,6 +243,9 @@ security_policy = "None"
 security_mode = "SignAndEncrypt"
 publishing_interval = "soon"
 
+[client]
+buffer_size = 4096
+
 [bus]
 kind = "nats"
 prefix = "plant"
@@ -308,6 +312,7 @@ level = "loud"
 		`servers[0].identity.password "REDACTED": secrets may not be written into the configuration file; use password_file or password_env`,
 		`servers[1].security_mode "SignAndEncrypt": security_policy "None" needs security_mode "None"`,
 		`servers[1].publishing_interval "soon": not a duration`,
+		`client.buffer_size "4096": must be 8192 to 4194304 bytes (4 MiB)`,
 		`bus.nats.urls[0] "http://example:4222": expected nats://, tls://, ws://, wss://host:port`,
 		`bus.nats.urls[1] "nats://u:xxxxx@host:4222": a password in the URL is an inline secret`,
 		`bus.nats.token "REDACTED": secrets may not be written into the configuration file; use token_file or token_env`,
@@ -393,6 +398,11 @@ func TestValidationRules(t *testing.T) {
 		{"[client]\napplication_uri = \"rcbridge\"", `client.application_uri "rcbridge": must be a URI`},
 		{"[client]\ncertificate = \"c.pem\"", "certificate and private_key go together"},
 		{"[client]\ngenerate_certificate = false", "the bridge would have no application certificate"},
+		{"[client]\nbuffer_size = 8191", `client.buffer_size "8191": must be 8192 to 4194304 bytes`},
+		{"[client]\nbuffer_size = 4194305", `client.buffer_size "4194305": must be 8192 to 4194304 bytes`},
+		{"[client]\nbuffer_size = 0", `client.buffer_size "0": must be 8192 to 4194304 bytes`},
+		{"[client]\nbuffer_size = -1", `client.buffer_size "-1": must be 8192 to 4194304 bytes`},
+		{"[client]\nbuffer_size = \"32k\"", `client.buffer_size "32k": expected an integer`},
 		{"[bus]\nkind = \"kafka\"", `bus.kind "kafka": unknown bus kind; want "nats", "mqtt" or "embedded"`},
 		{"[bus]\nkind = \"nats\"\n[bus.nats]\nurls = []", "bus.nats.urls: at least one URL is required"},
 		{"[bus]\nkind = \"nats\"\n[bus.nats]\nuser = \"u\"\npassword_env = \"P\"\ncreds_file = \"c\"", "choose one way to authenticate"},
@@ -482,6 +492,7 @@ func TestEnvOverrides(t *testing.T) {
 		{"RCBRIDGE_LOG_LEVLE=debug", "env RCBRIDGE_LOG_LEVLE: matches no configuration key"},
 		{"RCBRIDGE_BUS_MQTT_PASSWORD=x", "secrets are not set through RCBRIDGE_ variables"},
 		{"RCBRIDGE_CLIENT_SESSION_TIMEOUT=-5s", `client.session_timeout "-5s": must be greater than zero`},
+		{"RCBRIDGE_CLIENT_BUFFER_SIZE=1024", `client.buffer_size "1024": must be 8192 to 4194304 bytes`},
 	}
 	for _, b := range bad {
 		_, err := Parse(nil, []string{b.env})
@@ -691,5 +702,35 @@ command_subject = "cmd.{server}.target"
 	}
 	if _, err := Parse([]byte(conf("embedded", "bus.embedded.jetstream", `[]`)+"[bus.embedded]\ndata_dir = \"/tmp/x\"\n"), nil); err == nil || !strings.Contains(err.Error(), "bus.embedded.jetstream.subjects: an empty list captures nothing") {
 		t.Errorf("empty list: %v", err)
+	}
+}
+
+// TestClientBufferSize checks client.buffer_size: its default is the rc
+// package's, the bounds of Part 6, 7.1.2.3 (8192) and of rc (4 MiB) are
+// accepted, and an environment override applies.
+func TestClientBufferSize(t *testing.T) {
+	if got := Default().Client.BufferSize; got != rc.DefaultBufferSize {
+		t.Errorf("default client.buffer_size %d, want rc.DefaultBufferSize %d", got, rc.DefaultBufferSize)
+	}
+	for _, tt := range []struct {
+		name string
+		toml string
+		env  []string
+		want int
+	}{
+		{"default", "", nil, rc.DefaultBufferSize},
+		{"smallest", "[client]\nbuffer_size = 8192", nil, 8192},
+		{"largest", "[client]\nbuffer_size = 4194304", nil, 4 << 20},
+		{"env", "[client]\nbuffer_size = 65536", []string{"RCBRIDGE_CLIENT_BUFFER_SIZE=16384"}, 16384},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := Parse([]byte(tt.toml), tt.env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Client.BufferSize != tt.want {
+				t.Errorf("client.buffer_size %d, want %d", cfg.Client.BufferSize, tt.want)
+			}
+		})
 	}
 }

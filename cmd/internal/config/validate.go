@@ -17,6 +17,14 @@ import (
 // maxURILen is the ReverseHello's limit on a ServerUri (Part 6, 7.1.2.6).
 const maxURILen = 4096
 
+// minBufferSize and maxBufferSize bound client.buffer_size: Part 6,
+// 7.1.2.3 requires at least 8192; the bridge accepts no larger buffer from
+// a server than 4 MiB either (rc.ClientConfig.BufferSize).
+const (
+	minBufferSize = 8192
+	maxBufferSize = 4 << 20
+)
+
 // Validate checks the configuration without touching files, the network or
 // the environment, and reports every problem at once: the error is an
 // errors.Join of *FieldError values, each wrapping ErrInvalid. It does not
@@ -201,6 +209,9 @@ func (c Client) check(v *checker) {
 	}
 	positive(v, "client.request_timeout", c.RequestTimeout)
 	positive(v, "client.session_timeout", c.SessionTimeout)
+	if c.BufferSize < minBufferSize || c.BufferSize > maxBufferSize {
+		v.bad("client.buffer_size", strconv.Itoa(c.BufferSize), "must be "+strconv.Itoa(minBufferSize)+" to "+strconv.Itoa(maxBufferSize)+" bytes (4 MiB)")
+	}
 }
 
 func (t TLS) check(v *checker, p string) {
