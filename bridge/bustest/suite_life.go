@@ -281,18 +281,19 @@ func firstOrder(t *testing.T, route string, s []int) {
 func lastOrder(t *testing.T, route string, s []int) {
 	t.Helper()
 	seen := make(map[int]bool, len(s))
-	next := -1 << 62
+	next, at := -1<<62, -1 // the value whose last copy came after s[i], and where
 	for i := len(s) - 1; i >= 0; i-- {
 		v := s[i]
 		if seen[v] {
 			continue
 		}
 		seen[v] = true
-		if next != -1<<62 && v > next {
-			t.Errorf("route %q: the last copy of %d arrived after the last copy of %d (arrivals around it: %v)", route, v, next, around(s, v))
+		if at >= 0 && v > next {
+			t.Errorf("route %q: the last copy of %d arrived before the last copy of the older %d (arrivals around the latter: %v)",
+				route, v, next, s[max(0, at-8):min(len(s), at+8)])
 			return
 		}
-		next = v
+		next, at = v, i
 	}
 }
 

@@ -40,8 +40,9 @@ type Bus struct {
 	// depends on it) and keeps the order of batches on the wire.
 	pubMu sync.Mutex
 
-	// holding: new batches wait in held (connection lost, re-send
-	// running). Written under mu, read without it on the send path.
+	// holding: new batches wait in held (a new connection is being
+	// opened, connection lost, re-send running). Written under mu, read
+	// without it on the send path.
 	holding atomic.Bool
 
 	mu      sync.Mutex
@@ -114,7 +115,7 @@ func New(ctx context.Context, o Options) (*Bus, error) {
 		stopCh:  make(chan struct{}),
 	}
 	b.store = newAckStore(b.onAck, b.onResume)
-	b.conns = newConns(o.ConnectTimeout, tlsCfg)
+	b.conns = newConns(o.ConnectTimeout, tlsCfg, b.onDial)
 	b.cmd.init(o.CommandQueue)
 
 	opts := mqtt.NewClientOptions().
@@ -195,6 +196,21 @@ func (b *Bus) onConnect(mqtt.Client) {
 		b.repub.Store(true)
 	}
 	b.resub.Store(true)
+	b.poke()
+}
+
+// onDial runs synchronously when paho has a new socket, before that
+// connection is usable and before paho re-sends the stored messages on
+// it: new batches wait from here on, until release finds every earlier
+// message acknowledged. Holding only from onConnectionLost (which paho
+// runs in a goroutine of its own) left a window in which a batch went
+// out on the new connection ahead of the re-send of older messages; once
+// acknowledged there it was not re-sent, and the older re-sent value
+// became the last one on its topic.
+func (b *Bus) onDial() {
+	b.mu.Lock()
+	b.holding.Store(true)
+	b.mu.Unlock()
 	b.poke()
 }
 

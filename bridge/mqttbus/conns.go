@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
@@ -16,9 +17,19 @@ import (
 // once: paho's Disconnect returns while an attempt to connect may still be
 // running in its goroutines; closing the socket under it ends them, so
 // that Close leaves nothing of paho behind.
+//
+// conns also counts the sockets it opened and calls onDial before handing
+// one to paho. paho calls dial synchronously while it (re)connects, before
+// it marks the connection usable and before it lists its store to re-send
+// what was not acknowledged; its own OnConnectionLost and OnConnect
+// callbacks run in goroutines of their own and can come late. The dial is
+// therefore the one event the adapter sees for certain before a new
+// connection carries anything.
 type conns struct {
 	timeout time.Duration
 	tls     *tls.Config
+	onDial  func() // runs before a new socket goes to paho; must not block
+	dials   atomic.Uint64
 
 	ctx    context.Context // cancelled by closeAll: aborts dials in progress
 	cancel context.CancelFunc
@@ -26,10 +37,13 @@ type conns struct {
 	open   map[*trackedConn]struct{}
 }
 
-func newConns(timeout time.Duration, tlsCfg *tls.Config) *conns {
+func newConns(timeout time.Duration, tlsCfg *tls.Config, onDial func()) *conns {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &conns{timeout: timeout, tls: tlsCfg, ctx: ctx, cancel: cancel, open: make(map[*trackedConn]struct{})}
+	return &conns{timeout: timeout, tls: tlsCfg, onDial: onDial, ctx: ctx, cancel: cancel, open: make(map[*trackedConn]struct{})}
 }
+
+// dialed returns the number of sockets handed to paho so far.
+func (c *conns) dialed() uint64 { return c.dials.Load() }
 
 // dial is paho's OpenConnectionFunc: TCP, or TLS for ssl, tls and mqtts.
 func (c *conns) dial(u *url.URL, _ mqtt.ClientOptions) (net.Conn, error) {
@@ -55,12 +69,17 @@ func (c *conns) dial(u *url.URL, _ mqtt.ClientOptions) (net.Conn, error) {
 	}
 	t := &trackedConn{Conn: conn, owner: c}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.ctx.Err() != nil {
+		c.mu.Unlock()
 		_ = conn.Close()
 		return nil, fmt.Errorf("mqttbus: closed")
 	}
 	c.open[t] = struct{}{}
+	c.mu.Unlock()
+	// onDial first: a sender that sees the new count also sees what
+	// onDial did.
+	c.onDial()
+	c.dials.Add(1)
 	return t, nil
 }
 

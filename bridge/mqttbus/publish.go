@@ -102,6 +102,8 @@ func (b *Bus) send(bt *batch, from int) bool {
 	}
 	for i := from; i < len(bt.msgs); i++ {
 		m := &bt.msgs[i]
+		// Read before holding: a dial after this read is seen below.
+		dials := b.conns.dialed()
 		if b.holding.Load() || !b.c.IsConnectionOpen() {
 			return hold(i)
 		}
@@ -127,7 +129,12 @@ func (b *Bus) send(bt *batch, from int) bool {
 			b.log.Debug("publish refused; holding", "err", tok.Error())
 			return hold(i)
 		}
-		if b.store.resumes.Load() != resumes {
+		if b.store.resumes.Load() != resumes || b.conns.dialed() != dials {
+			// A new connection came up while paho had the message: it
+			// may have gone out on it before paho's re-send of older
+			// ones (paho's Publish can wait for the writer across a
+			// reconnect), and been acknowledged there before the re-send
+			// reached it.
 			b.store.addLate(rec)
 		}
 	}
