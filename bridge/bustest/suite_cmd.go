@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -11,21 +12,36 @@ import (
 	"github.com/rcbridge/rcbridge/bridge"
 )
 
-// echo is a CommandHandler that answers "<route>|<payload>" from its own
-// goroutine, as the bridge will (the handler itself must not block).
-func echo(t *testing.T) bridge.CommandHandler {
+// replies answers commands as the bridge will: from a goroutine of its
+// own per command (the handler itself must not block), echoing
+// "<route>|<payload>". A test waits for the answers it started before it
+// closes the bus: an answer still flushing when the bus closes fails with
+// ErrClosed, and a failure reported after the test returned panics
+// ("Fail in goroutine after ... has completed").
+type replies struct {
+	t  *testing.T
+	wg sync.WaitGroup
+}
+
+func newReplies(t *testing.T) *replies { return &replies{t: t} }
+
+// echo returns the answering CommandHandler.
+func (r *replies) echo() bridge.CommandHandler {
 	return func(c bridge.Command) {
-		go func() {
+		r.wg.Go(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			// A command sent without a way to answer (a NATS publish) is
 			// refused with ErrNoReply; anything else is a failure.
 			if err := c.Reply(ctx, append([]byte(c.Route+"|"), c.Payload...)); err != nil && !errors.Is(err, bridge.ErrNoReply) {
-				t.Errorf("Reply on %q: %v", c.Route, err)
+				r.t.Errorf("Reply on %q: %v", c.Route, err)
 			}
-		}()
+		})
 	}
 }
+
+// wait returns when every answer started so far is done.
+func (r *replies) wait() { r.wg.Wait() }
 
 func roundTrip(t *testing.T, h Harness, route, payload string) {
 	t.Helper()
@@ -45,10 +61,12 @@ func testCommandRoundTrip(t *testing.T, h Harness) {
 	p := h.cmdPrefix(t)
 	bus := h.Open(t, Config{Metrics: cnt.metrics()})
 	defer closeBus(t, bus)
+	r := newReplies(t)
+	defer r.wait() // runs before closeBus
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	r1, r2 := h.route(p, "line1", "setpoint"), h.route(p, "line1", "start")
-	sub, err := bus.Subscribe(ctx, []string{r1, r2}, echo(t))
+	sub, err := bus.Subscribe(ctx, []string{r1, r2}, r.echo())
 	if err != nil {
 		t.Fatalf("Subscribe: %v", err)
 	}
@@ -65,7 +83,7 @@ func testCommandRoundTrip(t *testing.T, h Harness) {
 		"empty":              {""},
 		"none":               nil,
 	} {
-		if s, err := bus.Subscribe(ctx, routes, echo(t)); !errors.Is(err, bridge.ErrInvalidRoute) {
+		if s, err := bus.Subscribe(ctx, routes, r.echo()); !errors.Is(err, bridge.ErrInvalidRoute) {
 			t.Errorf("Subscribe %s: error %v, want ErrInvalidRoute", name, err)
 			if s != nil {
 				_ = s.Unsubscribe(ctx)
@@ -73,7 +91,7 @@ func testCommandRoundTrip(t *testing.T, h Harness) {
 		}
 	}
 	// The refused call must not have subscribed its valid route.
-	other, err := bus.Subscribe(ctx, []string{h.route(p, "other")}, echo(t))
+	other, err := bus.Subscribe(ctx, []string{h.route(p, "other")}, r.echo())
 	if err != nil {
 		t.Fatalf("Subscribe after refused call: %v", err)
 	}
@@ -103,12 +121,14 @@ func testSlowCommandHandler(t *testing.T, h Harness) {
 	p := h.cmdPrefix(t)
 	bus := h.Open(t, Config{CommandQueue: 2, Metrics: cnt.metrics()})
 	defer closeBus(t, bus)
+	r := newReplies(t)
+	defer r.wait() // runs before closeBus
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	route := h.route(p, "cmd")
 	block := make(chan struct{})
 	var calls atomic.Int64
-	reply := echo(t)
+	reply := r.echo()
 	if _, err := bus.Subscribe(ctx, []string{route}, func(c bridge.Command) {
 		if calls.Add(1) == 1 {
 			<-block
@@ -146,10 +166,12 @@ func testCommandsAfterRestart(t *testing.T, h Harness) {
 	p := h.cmdPrefix(t)
 	bus := h.Open(t, Config{})
 	defer closeBus(t, bus)
+	r := newReplies(t)
+	defer r.wait() // runs before closeBus
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	route := h.route(p, "cmd")
-	if _, err := bus.Subscribe(ctx, []string{route}, echo(t)); err != nil {
+	if _, err := bus.Subscribe(ctx, []string{route}, r.echo()); err != nil {
 		t.Fatalf("Subscribe: %v", err)
 	}
 	roundTrip(t, h, route, "before")

@@ -26,8 +26,8 @@ type routeLog struct {
 	routes []string
 }
 
-func (l *routeLog) handler(t *testing.T) bridge.CommandHandler {
-	reply := echo(t)
+func (l *routeLog) handler(r *replies) bridge.CommandHandler {
+	reply := r.echo()
 	return func(c bridge.Command) {
 		l.mu.Lock()
 		l.routes = append(l.routes, c.Route)
@@ -65,13 +65,15 @@ func testCommandFilters(t *testing.T, h Harness) {
 	p, w := h.cmdPrefix(t), h.wild()
 	bus := h.Open(t, Config{Metrics: cnt.metrics()})
 	defer closeBus(t, bus)
+	r := newReplies(t)
+	defer r.wait() // runs before closeBus
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	filter := h.route(p, w, w, "set")
 	covered := h.route(p, "line1", "speed", "set")
 	other := h.route(p, "line1", "write")
 	var log routeLog
-	sub, err := bus.Subscribe(ctx, []string{covered, filter, other}, log.handler(t))
+	sub, err := bus.Subscribe(ctx, []string{covered, filter, other}, log.handler(r))
 	if err != nil {
 		t.Fatalf("Subscribe: %v", err)
 	}
@@ -109,7 +111,7 @@ func testCommandFilters(t *testing.T, h Harness) {
 		"multi-level wildcard":           {h.route(p, ">"), h.route(p, "#")},
 		"partial wildcard":               {h.route(p, "a"+w, "set")},
 	} {
-		if s, err := bus.Subscribe(ctx, routes, echo(t)); !errors.Is(err, bridge.ErrInvalidRoute) {
+		if s, err := bus.Subscribe(ctx, routes, r.echo()); !errors.Is(err, bridge.ErrInvalidRoute) {
 			t.Errorf("Subscribe %s %q: error %v, want ErrInvalidRoute", name, routes, err)
 			if s != nil {
 				_ = s.Unsubscribe(ctx)
@@ -125,7 +127,7 @@ func testCommandFilters(t *testing.T, h Harness) {
 		t.Errorf("command after Unsubscribe answered %q", got)
 	}
 	// The routes are free again: the covered literal alone.
-	again, err := bus.Subscribe(ctx, []string{covered}, echo(t))
+	again, err := bus.Subscribe(ctx, []string{covered}, r.echo())
 	if err != nil {
 		t.Fatalf("Subscribe after Unsubscribe: %v", err)
 	}

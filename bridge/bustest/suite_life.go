@@ -364,7 +364,7 @@ func testCloseWhilePublishing(t *testing.T, h Harness) {
 	if err := bus.Ready(); !errors.Is(err, bridge.ErrClosed) {
 		t.Errorf("Ready after Close: %v, want ErrClosed", err)
 	}
-	if _, err := bus.Subscribe(ctx, []string{h.route(h.cmdPrefix(t), "cmd")}, echo(t)); !errors.Is(err, bridge.ErrClosed) {
+	if _, err := bus.Subscribe(ctx, []string{h.route(h.cmdPrefix(t), "cmd")}, newReplies(t).echo()); !errors.Is(err, bridge.ErrClosed) {
 		t.Errorf("Subscribe after Close: %v, want ErrClosed", err)
 	}
 	if err := bus.Close(cctx); err != nil {
