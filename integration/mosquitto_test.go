@@ -150,9 +150,10 @@ func mosquittoHarness(t *testing.T, qos bridge.QoS) bustest.Harness {
 	}
 	requester := mqtttest.Dial(t, m.url(), id("requester"), false)
 	return bustest.Harness{
-		Sep:             "/",
-		QoS:             qos,
-		LosslessRestart: qos > bridge.AtMostOnce,
+		Sep:                "/",
+		QoS:                qos,
+		LosslessRestart:    qos > bridge.AtMostOnce,
+		DropsCountedAtOnce: true,
 		Open: func(t *testing.T, c bustest.Config) bridge.Bus {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()

@@ -61,6 +61,12 @@ type Harness struct {
 	// across RestartBroker (JetStream). MQTT cannot promise it: paho may
 	// put a message on the new connection before its re-send of older ones.
 	OrderedRestart bool
+	// DropsCountedAtOnce says the adapter counts a dropped command the
+	// moment it drops it (MQTT: paho's receiving goroutine queues it or
+	// drops it). When false (NATS: nats.go drops, the adapter counts at
+	// its next delivery), the suite relies instead on the adapter's one
+	// connection carrying commands and publish confirmations in order.
+	DropsCountedAtOnce bool
 	// QoS is the MQTT QoS of the suite's data messages (ignored by NATS).
 	QoS bridge.QoS
 }

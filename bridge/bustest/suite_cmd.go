@@ -116,10 +116,10 @@ func testCommandRoundTrip(t *testing.T, h Harness) {
 // slow bridge would) and floods commands: the adapter drops what does not
 // fit its bounded queue, counts every drop, and recovers.
 func testSlowCommandHandler(t *testing.T, h Harness) {
-	const flood = 30
+	const flood, queue = 30, 2
 	var cnt counters
 	p := h.cmdPrefix(t)
-	bus := h.Open(t, Config{CommandQueue: 2, Metrics: cnt.metrics()})
+	bus := h.Open(t, Config{CommandQueue: queue, Metrics: cnt.metrics()})
 	defer closeBus(t, bus)
 	r := newReplies(t)
 	defer r.wait() // runs before closeBus
@@ -127,6 +127,8 @@ func testSlowCommandHandler(t *testing.T, h Harness) {
 	defer cancel()
 	route := h.route(p, "cmd")
 	block := make(chan struct{})
+	unblock := sync.OnceFunc(func() { close(block) })
+	defer unblock() // a failed wait below must not leave the handler blocked for Close
 	var calls atomic.Int64
 	reply := r.echo()
 	if _, err := bus.Subscribe(ctx, []string{route}, func(c bridge.Command) {
@@ -142,7 +144,30 @@ func testSlowCommandHandler(t *testing.T, h Harness) {
 	for i := range flood {
 		h.Notify(t, route, []byte(strconv.Itoa(i)))
 	}
-	close(block)
+	// Notify returns once the broker has a command, not once the adapter
+	// has it. The handler stays blocked until the flood has reached the
+	// adapter: under load it could otherwise arrive after the handler was
+	// free again, and nothing would be dropped.
+	if h.DropsCountedAtOnce {
+		// "first" is in the handler and queue commands wait: every other
+		// one is dropped, and counted as it is.
+		eventually(t, 10*time.Second, "the flood beyond the queue dropped", func() bool {
+			return cnt.dropped.Load() == flood-queue
+		})
+	} else {
+		// The adapter's connection carries the commands and the broker's
+		// confirmations in order: a publish confirmed now was confirmed
+		// behind the flood.
+		c := newConfirms()
+		if err := c.publish(ctx, bus, 0, []bridge.Message{h.msg(h.route(h.prefix(t), "barrier"), 0)}); err != nil {
+			t.Fatalf("Publish: %v", err)
+		}
+		c.await(t, 10*time.Second)
+		if errs := c.check(t); len(errs) > 0 {
+			t.Fatalf("publish behind the flood: %v", errs[0])
+		}
+	}
+	unblock()
 	// The queued commands are handed over before the next one is sent, or
 	// it could be dropped as well.
 	eventually(t, 10*time.Second, "flood delivered or counted as dropped", func() bool {
