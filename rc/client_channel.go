@@ -53,7 +53,7 @@ const (
 	// sequence header 8, a symmetric signature of at most 32 (HMAC-SHA256)
 	// and encryption padding of less than one 16-byte block.
 	chunkOverhead = 12 + 4 + 8 + 32 + 16
-	minBufferSize       = 8192
+	minBufferSize = 8192
 	// maxBufferSize caps the buffer sizes a server may announce in its ACK:
 	// gopcua allocates a receive buffer of that size for every chunk.
 	maxBufferSize = 4 << 20
@@ -229,8 +229,8 @@ func receivable(chunks, chunkSize, limit uint32) uint32 {
 	if chunks == 0 {
 		chunks = gopcuaMaxChunkCount
 	}
-	if chunkSize <= chunkOverhead {
-		return 0
+	if chunkSize <= chunkOverhead { // below minBufferSize: not negotiated
+		return 1 // 0 would mean "no limit"
 	}
 	return uint32(min(uint64(chunks)*uint64(chunkSize-chunkOverhead), uint64(limit)))
 }
