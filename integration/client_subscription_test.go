@@ -28,7 +28,7 @@ type counterConsumer struct {
 	values  []uint32
 	origin  []string // message of each value, for failure reports
 	errs    []string
-	events  []rc.PublishEvent
+	events  clientEvents
 	handle  uint32
 	done    chan struct{}
 	lastSeq map[uint32]uint32
@@ -36,12 +36,6 @@ type counterConsumer struct {
 
 func newCounterConsumer() *counterConsumer {
 	return &counterConsumer{done: make(chan struct{}), lastSeq: make(map[uint32]uint32)}
-}
-
-func (cc *counterConsumer) onEvent(ev rc.PublishEvent) {
-	cc.mu.Lock()
-	defer cc.mu.Unlock()
-	cc.events = append(cc.events, ev)
 }
 
 func (cc *counterConsumer) run(c *rc.Client) {
@@ -123,7 +117,7 @@ func subscribeCounter(t *testing.T, srv *rcServer, c *rc.Client, cc *counterCons
 func TestClientNodeUASubscriptionSurvivesDrops(t *testing.T) {
 	srv := startReverse(t, nodeua.Config{})
 	cc := newCounterConsumer()
-	c := srv.build(t, factory(t, rc.ClientConfig{OnPublishEvent: cc.onEvent}))
+	c := srv.build(t, factory(t, rc.ClientConfig{OnClientEvent: cc.events.record}))
 	go cc.run(c)
 	subscribeCounter(t, srv, c, cc, 50*time.Millisecond)
 	waitFor(t, "first values", 10*time.Second, func() bool { return cc.count() > 10 })
@@ -150,18 +144,25 @@ func TestClientNodeUASubscriptionSurvivesDrops(t *testing.T) {
 	}
 	<-cc.done
 	cc.check(t)
+	// The client's states: active, ten times disconnected, resuming,
+	// resumed (same session), closed; no subscription event.
+	want := []rc.ClientEventKind{rc.ClientActive}
+	for range 10 {
+		want = append(want, rc.ClientDisconnected, rc.ClientResuming, rc.ClientResumed)
+	}
+	want = append(want, rc.ClientClosed)
+	if got := cc.events.kinds(); !slices.Equal(got, want) {
+		t.Errorf("events %v, want %v", got, want)
+	}
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
-	if len(cc.events) > 0 {
-		t.Errorf("events: %+v, want none", cc.events)
-	}
 	t.Logf("%d counter values (%d..%d), none lost or repeated across 10 drops", len(cc.values), cc.values[0], cc.values[len(cc.values)-1])
 }
 
 func TestClientNodeUASubscriptionStallAndRestart(t *testing.T) {
 	srv := startReverse(t, nodeua.Config{})
 	cc := newCounterConsumer()
-	c := srv.build(t, factory(t, rc.ClientConfig{OnPublishEvent: cc.onEvent}))
+	c := srv.build(t, factory(t, rc.ClientConfig{OnClientEvent: cc.events.record}))
 	go cc.run(c)
 	sub := subscribeCounter(t, srv, c, cc, 100*time.Millisecond) // keep-alive budget 1 s
 	waitFor(t, "first values", 10*time.Second, func() bool { return cc.count() > 10 })
@@ -181,7 +182,7 @@ func TestClientNodeUASubscriptionStallAndRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the stalled event", 5*time.Second, func() bool {
-		return slices.ContainsFunc(snapshotEvents(cc), func(e rc.PublishEvent) bool { return e.Kind == rc.PublishStalled })
+		return slices.ContainsFunc(cc.events.snapshot(), func(e rc.ClientEvent) bool { return e.Kind == rc.PublishStalled })
 	})
 	if err := c.Err(); !errors.Is(err, rc.ErrStalled) {
 		t.Errorf("Err = %v, want ErrStalled", err)
@@ -197,38 +198,21 @@ func TestClientNodeUASubscriptionStallAndRestart(t *testing.T) {
 	// A restarted server has lost the session: the subscription is created
 	// again and the loss is reported.
 	oldID := sub.ID()
-	if err := srv.Restart(); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-c.Done():
-	case <-time.After(10 * time.Second):
-		t.Fatal("restart unnoticed")
-	}
-	outcome, err = c.Resume(ctx10s(t), srv.accept(t))
-	if err != nil || outcome != rc.SessionRecreated {
-		t.Fatalf("Resume after restart = %v, %v", outcome, err)
-	}
+	restartAndResume(t, srv, c)
 	waitFor(t, "recreated subscription", 10*time.Second, func() bool { return sub.ID() != oldID })
 	cc.mu.Lock()
 	cc.values, cc.origin = nil, nil // the counter starts over in the new process
 	cc.mu.Unlock()
 	waitFor(t, "values from the new server", 10*time.Second, func() bool { return cc.count() > 10 })
 	var gaps int
-	for _, e := range snapshotEvents(cc) {
+	for _, e := range cc.events.snapshot() {
 		if e.Kind == rc.PublishGap && e.SubscriptionID == oldID {
 			gaps++
 		}
 	}
 	if gaps != 1 {
-		t.Errorf("%d gap events for the lost subscription, want 1: %+v", gaps, snapshotEvents(cc))
+		t.Errorf("%d gap events for the lost subscription, want 1: %+v", gaps, cc.events.snapshot())
 	}
-}
-
-func snapshotEvents(cc *counterConsumer) []rc.PublishEvent {
-	cc.mu.Lock()
-	defer cc.mu.Unlock()
-	return slices.Clone(cc.events)
 }
 
 func TestClientNodeUAMonitorBatchesAndReportsPerItem(t *testing.T) {
@@ -290,7 +274,7 @@ func TestClientNodeUASubscriptionTransferred(t *testing.T) {
 	srv := startReverse(t, nodeua.Config{})
 	cc := newCounterConsumer()
 	c := srv.build(t, factory(t, rc.ClientConfig{
-		OnPublishEvent: cc.onEvent,
+		OnClientEvent:  cc.events.record,
 		SessionTimeout: 2 * time.Second,
 		Trust:          rc.TrustConfig{Pinned: map[string][]byte{srv.ApplicationURI(): srv.CertificateDER()}},
 		Identity:       rc.UserNameIdentity(nodeua.OperatorUser, rc.NewSecret(nodeua.OperatorPassword)),
@@ -311,15 +295,15 @@ func TestClientNodeUASubscriptionTransferred(t *testing.T) {
 		t.Fatalf("Resume = %v, %v; want a new session", outcome, err)
 	}
 	waitFor(t, "the transfer or recreation", 10*time.Second, func() bool {
-		return slices.ContainsFunc(snapshotEvents(cc), func(e rc.PublishEvent) bool {
+		return slices.ContainsFunc(cc.events.snapshot(), func(e rc.ClientEvent) bool {
 			return e.Kind == rc.PublishTransferred || e.Kind == rc.PublishRecreated
 		})
 	})
 	before := cc.count()
 	waitFor(t, "values after the transfer", 10*time.Second, func() bool { return cc.count() > before+20 })
-	evs := snapshotEvents(cc)
+	evs := cc.events.snapshot()
 	t.Logf("events: %+v", evs)
-	if !slices.ContainsFunc(evs, func(e rc.PublishEvent) bool { return e.Kind == rc.PublishTransferred && e.SubscriptionID == id }) {
+	if !slices.ContainsFunc(evs, func(e rc.ClientEvent) bool { return e.Kind == rc.PublishTransferred && e.SubscriptionID == id }) {
 		t.Fatalf("subscription not transferred: %+v", evs)
 	}
 	if sub.ID() != id {

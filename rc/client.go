@@ -41,6 +41,7 @@ type Client struct {
 	sess   sessionState
 	closed atomic.Bool
 	lifeMu sync.Mutex // serializes Close and Resume
+	track  tracker    // state and events
 
 	infoMu     sync.RWMutex
 	namespaces []string
@@ -87,19 +88,30 @@ func (c *Client) Err() error {
 
 // Close closes the session (CloseSession with DeleteSubscriptions), the
 // secure channel and the socket. ctx bounds the goodbye: when it expires,
-// the socket is closed regardless. Close returns when every goroutine of
-// the client has returned. Calling Close again returns nil.
+// the socket is closed regardless. Close reports ClientClosed and returns
+// when every goroutine of the client has returned and the event callback
+// has taken the last event (within ctx). A lost connection is not an error
+// here (the server drops the session when it times out). Calling Close
+// again returns nil.
 func (c *Client) Close(ctx context.Context) error {
 	c.lifeMu.Lock()
-	defer c.lifeMu.Unlock()
 	if c.closed.Swap(true) {
+		c.lifeMu.Unlock()
 		return nil
 	}
-	return c.closeWithSession(ctx)
+	err := c.closeWithSession(ctx)
+	c.emit(ClientEvent{Kind: ClientClosed, Err: err})
+	c.lifeMu.Unlock()
+	c.awaitEvents(ctx)
+	if errors.Is(err, ErrConnectionLost) {
+		return nil
+	}
+	return err
 }
 
 // closeWithSession closes the session if the channel is up, then the
-// channel.
+// channel. It returns why the session could not be closed: the CloseSession
+// error or the cause of an earlier connection loss.
 func (c *Client) closeWithSession(ctx context.Context) error {
 	c.closed.Store(true)
 	if p := c.pub.Load(); p != nil {
@@ -109,15 +121,12 @@ func (c *Client) closeWithSession(ctx context.Context) error {
 	if ch == nil {
 		return nil
 	}
-	var err error
-	if ch.err() == nil {
+	err := ch.err()
+	if err == nil {
 		_, err = call[*ua.CloseSessionResponse](ctx, c, &ua.CloseSessionRequest{DeleteSubscriptions: true})
 	}
 	ch.close(ctx)
-	if err != nil && !errors.Is(err, ErrConnectionLost) {
-		return err
-	}
-	return nil
+	return err
 }
 
 // call sends req on the current channel and returns the response as T.

@@ -72,6 +72,9 @@ type channelParams struct {
 	lifetime       time.Duration
 	requestTimeout time.Duration
 	bufferSize     uint32 // ReceiveBufferSize and SendBufferSize in the Hello
+	// onLost, if set, is called once when the channel ends without being
+	// closed, before Done is closed.
+	onLost func(*channel, error)
 }
 
 // channel is one secure channel on one socket: the transport a session runs
@@ -99,6 +102,12 @@ type channel struct {
 	stop        chan struct{} // tells the monitor to return
 	monitorDone chan struct{}
 	closeOnce   sync.Once
+
+	onLost func(*channel, error) // channelParams.onLost
+	// lostCause and lostReported belong to the client's state tracker and
+	// are guarded by its mutex.
+	lostCause    error
+	lostReported bool
 }
 
 // openChannel runs HEL/ACK with p.endpointURL on tcp and opens a secure
@@ -169,6 +178,7 @@ func openChannel(ctx context.Context, tcp *net.TCPConn, p channelParams, log *sl
 		ended:       make(chan struct{}),
 		stop:        make(chan struct{}),
 		monitorDone: make(chan struct{}),
+		onLost:      p.onLost,
 	}
 	ch.sc, err = uasc.NewSecureChannel(p.endpointURL, conn, cfg, ch.errCh)
 	if err != nil {
@@ -290,13 +300,18 @@ func isConnectionLost(err error) bool {
 	return false
 }
 
-// end records why the channel ended; the first call wins.
+// end records why the channel ended; the first call wins. A loss is
+// reported to onLost before ended closes, so that whoever waits for Done
+// acts after the report.
 func (ch *channel) end(cause error) {
 	ch.endOnce.Do(func() {
 		if errors.Is(cause, ErrClosed) {
 			ch.cause = cause
 		} else {
 			ch.cause = fmt.Errorf("%w: %w", ErrConnectionLost, cause)
+			if ch.onLost != nil {
+				ch.onLost(ch, ch.cause)
+			}
 		}
 		close(ch.ended)
 	})

@@ -26,55 +26,6 @@ const (
 	gapWait = 500 * time.Millisecond
 )
 
-// PublishEventKind is the kind of a PublishEvent.
-type PublishEventKind uint8
-
-// The events of the publish engine.
-const (
-	// PublishStalled: the watchdog closed the connection because the server
-	// stopped answering Publish requests. Done is closed; hand the server's
-	// next connection to Resume.
-	PublishStalled PublishEventKind = iota + 1
-	// PublishGap: notifications FirstLost..LastLost of a subscription are
-	// lost for good (LastLost 0: up to the moment the subscription was
-	// recreated). Nothing else is ever skipped silently.
-	PublishGap
-	// PublishRecreated: the server lost the session and its subscriptions;
-	// the subscription was created again with its monitored items, under a
-	// new SubscriptionID (PublishEvent.NewSubscriptionID).
-	PublishRecreated
-	// PublishTransferred: the server lost the session but the subscription
-	// was transferred to the new session; nothing was lost beyond what
-	// PublishGap reports.
-	PublishTransferred
-)
-
-// String returns the kind's name.
-func (k PublishEventKind) String() string {
-	switch k {
-	case PublishStalled:
-		return "stalled"
-	case PublishGap:
-		return "gap"
-	case PublishRecreated:
-		return "recreated"
-	case PublishTransferred:
-		return "transferred"
-	}
-	return "unknown"
-}
-
-// PublishEvent reports what the publish engine did on its own. See
-// ClientConfig.OnPublishEvent.
-type PublishEvent struct {
-	Kind              PublishEventKind
-	SubscriptionID    uint32
-	NewSubscriptionID uint32 // PublishRecreated
-	FirstLost         uint32 // PublishGap
-	LastLost          uint32 // PublishGap; 0 means unknown
-	Err               error
-}
-
 // DataChange is one monitored item's new value.
 type DataChange struct {
 	ClientHandle uint32
@@ -91,6 +42,9 @@ type Notification struct {
 	SequenceNumber uint32
 	PublishTime    time.Time
 	DataChanges    []DataChange
+	// Events are the events of event monitored items (MonitorRequest.
+	// EventFilter), in the server's order.
+	Events []EventFields
 	// Status is a subscription status change (Part 4, 7.20.4), for example
 	// BadTimeout when the server dropped the subscription; Good otherwise.
 	Status ua.StatusCode
@@ -158,7 +112,7 @@ type subState struct {
 	pending map[uint32]*Notification
 	last    map[uint32]*lastValue // last value delivered, by client handle
 	filling bool                  // a worker is filling a gap
-	acked   uint32                // highest sequence number the consumer acked
+	acked   uint32                // highest sequence number sent to the server as acknowledged
 }
 
 func newSubState(s *Subscription) *subState {
@@ -318,14 +272,21 @@ func (p *publisher) remove(id uint32) {
 func (p *publisher) ack(sub, seq uint32) {
 	p.mu.Lock()
 	p.acks = append(p.acks, &ua.SubscriptionAcknowledgement{SubscriptionID: sub, SequenceNumber: seq})
-	if st := p.subs[sub]; st != nil {
-		st.acked = max(st.acked, seq)
-	}
 	p.mu.Unlock()
 }
 
-// acknowledged returns the highest sequence number the consumer acked for
-// subscription id.
+// sent records the acknowledgements going out with a Publish request;
+// p.mu held.
+func (p *publisher) sent(acks []*ua.SubscriptionAcknowledgement) {
+	for _, a := range acks {
+		if st := p.subs[a.SubscriptionID]; st != nil {
+			st.acked = max(st.acked, a.SequenceNumber)
+		}
+	}
+}
+
+// acknowledged returns the highest sequence number of subscription id
+// acknowledged to the server.
 func (p *publisher) acknowledged(id uint32) uint32 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -374,6 +335,7 @@ func (p *publisher) worker() {
 		ch := p.c.ch.Load()
 		acks := p.acks
 		p.acks = nil
+		p.sent(acks)
 		p.nextReq++
 		id := p.nextReq
 		p.inflight[id] = true
@@ -488,6 +450,8 @@ func (p *publisher) notification(sub uint32, msg *ua.NotificationMessage, republ
 			}
 		case *ua.StatusChangeNotification:
 			n.Status = d.Status
+		case *ua.EventNotificationList:
+			n.Events = append(n.Events, eventFields(d)...)
 		}
 	}
 	return n
@@ -523,8 +487,8 @@ func (p *publisher) drain(st *subState) {
 
 // skip gives up on sequence numbers before upto of st: they are lost;
 // p.mu held. It returns the Gap event.
-func (p *publisher) skip(st *subState, upto uint32) PublishEvent {
-	ev := PublishEvent{Kind: PublishGap, SubscriptionID: st.sub.id, FirstLost: st.next, LastLost: upto - 1}
+func (p *publisher) skip(st *subState, upto uint32) ClientEvent {
+	ev := ClientEvent{Kind: PublishGap, SubscriptionID: st.sub.id, FirstLost: st.next, LastLost: upto - 1}
 	st.next = upto
 	p.drain(st)
 	return ev
@@ -552,7 +516,7 @@ func (p *publisher) fillGap(g gap) {
 	timer.Stop()
 	p.mu.Unlock()
 
-	var events []PublishEvent
+	var events []ClientEvent
 	defer func() { p.emit(events...) }()
 	for {
 		p.mu.Lock()
@@ -600,10 +564,10 @@ func (p *publisher) republish(sub, seq uint32) (*Notification, error) {
 	return p.notification(sub, res.NotificationMessage, true), nil
 }
 
-// emit reports events to ClientConfig.OnPublishEvent, outside p.mu.
+// emit reports events to ClientConfig.OnClientEvent, outside p.mu.
 // Adjacent gaps of a subscription are reported as one.
-func (p *publisher) emit(events ...PublishEvent) {
-	var merged []PublishEvent
+func (p *publisher) emit(events ...ClientEvent) {
+	var merged []ClientEvent
 	for _, ev := range events {
 		if n := len(merged); n > 0 && ev.Kind == PublishGap {
 			last := &merged[n-1]
@@ -615,11 +579,7 @@ func (p *publisher) emit(events ...PublishEvent) {
 		merged = append(merged, ev)
 	}
 	for _, ev := range merged {
-		p.c.log.Info("publish engine", "event", ev.Kind.String(), "subscription", ev.SubscriptionID,
-			"first_lost", ev.FirstLost, "last_lost", ev.LastLost, "err", ev.Err)
-		if p.c.cfg.OnPublishEvent != nil {
-			p.c.cfg.OnPublishEvent(ev)
-		}
+		p.c.emit(ev)
 	}
 }
 
@@ -673,9 +633,8 @@ func (p *publisher) watchdog() {
 		}
 		p.mu.Unlock()
 		if waiting && budget > 0 && silent > limit {
-			ch.end(ErrStalled)
+			ch.end(ErrStalled) // reported as PublishStalled
 			ch.shutdown()
-			p.emit(PublishEvent{Kind: PublishStalled, Err: ErrStalled})
 		}
 	}
 }

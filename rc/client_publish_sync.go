@@ -51,7 +51,7 @@ func (p *publisher) syncer() {
 }
 
 // sync runs one sync pass.
-func (p *publisher) sync(outcome ResumeOutcome) ([]PublishEvent, error) {
+func (p *publisher) sync(outcome ResumeOutcome) ([]ClientEvent, error) {
 	p.mu.Lock()
 	ids := make([]uint32, 0, len(p.subs))
 	for id := range p.subs {
@@ -62,7 +62,7 @@ func (p *publisher) sync(outcome ResumeOutcome) ([]PublishEvent, error) {
 	if outcome == SessionRecreated {
 		return p.transferOrRecreate(ids)
 	}
-	var events []PublishEvent
+	var events []ClientEvent
 	for _, id := range ids {
 		ev, err := p.catchUp(id)
 		events = append(events, ev...)
@@ -76,8 +76,8 @@ func (p *publisher) sync(outcome ResumeOutcome) ([]PublishEvent, error) {
 // catchUp republishes sub's messages from the next undelivered one until
 // the server has no more. Messages held back because an earlier one was
 // missing are delivered after a gap report when the missing ones are gone.
-func (p *publisher) catchUp(sub uint32) ([]PublishEvent, error) {
-	var events []PublishEvent
+func (p *publisher) catchUp(sub uint32) ([]ClientEvent, error) {
+	var events []ClientEvent
 	for {
 		p.mu.Lock()
 		st := p.subs[sub]
@@ -112,8 +112,8 @@ func (p *publisher) catchUp(sub uint32) ([]PublishEvent, error) {
 
 // transferOrRecreate moves the subscriptions to the new session, or creates
 // them again where the server cannot transfer them.
-func (p *publisher) transferOrRecreate(ids []uint32) ([]PublishEvent, error) {
-	var events []PublishEvent
+func (p *publisher) transferOrRecreate(ids []uint32) ([]ClientEvent, error) {
+	var events []ClientEvent
 	if len(ids) == 0 {
 		return nil, nil
 	}
@@ -143,8 +143,8 @@ func (p *publisher) transferOrRecreate(ids []uint32) ([]PublishEvent, error) {
 
 // transferred continues a transferred subscription: anything before the
 // first available sequence number is lost, the rest is republished.
-func (p *publisher) transferred(id uint32, available []uint32) ([]PublishEvent, error) {
-	events := []PublishEvent{{Kind: PublishTransferred, SubscriptionID: id}}
+func (p *publisher) transferred(id uint32, available []uint32) ([]ClientEvent, error) {
+	events := []ClientEvent{{Kind: PublishTransferred, SubscriptionID: id}}
 	p.mu.Lock()
 	if st := p.subs[id]; st != nil && len(available) > 0 {
 		if first := slices.Min(available); first > st.next {
@@ -159,7 +159,7 @@ func (p *publisher) transferred(id uint32, available []uint32) ([]PublishEvent, 
 // recreate creates subscription id again with its monitored items (same
 // client handles) and reports everything after the last delivered message
 // as lost.
-func (p *publisher) recreate(id uint32) ([]PublishEvent, error) {
+func (p *publisher) recreate(id uint32) ([]ClientEvent, error) {
 	p.mu.Lock()
 	st := p.subs[id]
 	p.mu.Unlock()
@@ -175,7 +175,7 @@ func (p *publisher) recreate(id uint32) ([]PublishEvent, error) {
 		return nil, err
 	}
 	p.mu.Lock()
-	var events []PublishEvent
+	var events []ClientEvent
 	for len(st.pending) > 0 { // deliver what was held back
 		events = append(events, p.skip(st, slices.Min(mapKeys(st.pending))))
 	}
@@ -189,8 +189,8 @@ func (p *publisher) recreate(id uint32) ([]PublishEvent, error) {
 	p.subs[res.SubscriptionID] = newSubState(s)
 	p.mu.Unlock()
 	events = append(events,
-		PublishEvent{Kind: PublishGap, SubscriptionID: id, FirstLost: first},
-		PublishEvent{Kind: PublishRecreated, SubscriptionID: id, NewSubscriptionID: res.SubscriptionID})
+		ClientEvent{Kind: PublishGap, SubscriptionID: id, FirstLost: first},
+		ClientEvent{Kind: PublishRecreated, SubscriptionID: id, NewSubscriptionID: res.SubscriptionID})
 	if err := s.remonitor(ctx, items); err != nil {
 		return events, err
 	}

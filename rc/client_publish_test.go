@@ -26,7 +26,7 @@ type loadSetup struct {
 	mu     sync.Mutex
 	values []uint32
 	seqs   []uint32
-	events []rc.PublishEvent
+	events []rc.ClientEvent
 	slow   time.Duration // consumer delay per message
 	done   chan struct{}
 }
@@ -57,7 +57,7 @@ func newLoadSetup(t *testing.T, opts rctest.LoadOptions, cfg rc.ClientConfig, sl
 	t.Helper()
 	ls := &loadSetup{srv: rctest.NewLoadServer(opts), ln: listen(t), slow: slow, done: make(chan struct{})}
 	t.Cleanup(ls.srv.Close)
-	cfg.OnPublishEvent = func(ev rc.PublishEvent) {
+	cfg.OnClientEvent = func(ev rc.ClientEvent) {
 		ls.mu.Lock()
 		ls.events = append(ls.events, ev)
 		ls.mu.Unlock()
@@ -158,10 +158,10 @@ func (ls *loadSetup) checkValues(t *testing.T, n int, lost func(v uint32) bool) 
 	}
 }
 
-func (ls *loadSetup) eventsOf(kind rc.PublishEventKind) []rc.PublishEvent {
+func (ls *loadSetup) eventsOf(kind rc.ClientEventKind) []rc.ClientEvent {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
-	var out []rc.PublishEvent
+	var out []rc.ClientEvent
 	for _, e := range ls.events {
 		if e.Kind == kind {
 			out = append(out, e)

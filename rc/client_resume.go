@@ -85,6 +85,18 @@ func (c *Client) Resume(ctx context.Context, s *Session) (ResumeOutcome, error) 
 	if !ok {
 		return fail(fmt.Errorf("%w: %T", ErrNotTCP, s.Conn))
 	}
+	c.emit(ClientEvent{Kind: ClientResuming})
+	outcome, err := c.resume(ctx, s, tcp)
+	if err != nil {
+		err = fmt.Errorf("rc: server %q: resume: %w", c.serverURI, err)
+		c.emit(ClientEvent{Kind: ClientResumeFailed, Err: err})
+		return 0, err
+	}
+	return outcome, nil
+}
+
+// resume is Resume after the checks: it owns tcp.
+func (c *Client) resume(ctx context.Context, s *Session, tcp *net.TCPConn) (ResumeOutcome, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.SetupTimeout)
 	defer cancel()
 
@@ -93,13 +105,14 @@ func (c *Client) Resume(ctx context.Context, s *Session) (ResumeOutcome, error) 
 	c.sess.mu.Unlock()
 	if c.cfg.secure() {
 		if _, err := c.cfg.Trust.check(c.serverURI, serverCert, time.Now()); err != nil {
-			return fail(err)
+			_ = tcp.Close()
+			return 0, err
 		}
 	}
 	begin := time.Now()
-	ch, err := openChannel(ctx, tcp, c.f.channelParams(s.EndpointURL, serverCert), c.log)
+	ch, err := openChannel(ctx, tcp, c.channelParams(s.EndpointURL, serverCert), c.log)
 	if err != nil {
-		return 0, fmt.Errorf("rc: server %q: resume: %w", c.serverURI, err)
+		return 0, err
 	}
 	outcome := SessionResumed
 	err = c.activateSession(ctx, ch)
@@ -110,9 +123,9 @@ func (c *Client) Resume(ctx context.Context, s *Session) (ResumeOutcome, error) 
 	}
 	if err != nil {
 		ch.close(ctx)
-		return 0, fmt.Errorf("rc: server %q: resume: %w", c.serverURI, err)
+		return 0, err
 	}
-	old := c.ch.Swap(ch)
+	old := c.swapChannel(ch, outcome)
 	old.close(ctx)
 	if outcome == SessionRecreated {
 		if err := c.loadServerInfo(ctx); err != nil {

@@ -94,6 +94,13 @@ type MonitorRequest struct {
 	DiscardOldest bool
 	// Filter is an optional data change filter.
 	Filter *DataChangeFilter
+	// EventFilter, if set, makes this an event monitored item: NodeID is
+	// an object whose EventNotifier attribute is monitored (AttributeID
+	// defaults to EventNotifier), and the events arrive in
+	// Notification.Events with the fields the filter selects (see
+	// SelectEventFields). Filter must then be nil. Specification: Part 4,
+	// 7.22.3.
+	EventFilter *ua.EventFilter
 }
 
 // MonitoredItem is the outcome of one MonitorRequest, in request order.
@@ -109,6 +116,9 @@ type MonitoredItem struct {
 	Status                  ua.StatusCode
 	RevisedSamplingInterval time.Duration
 	RevisedQueueSize        uint32
+	// Mode is the item's monitoring mode (Part 4, 7.19): Reporting unless
+	// changed by SetMonitoringMode.
+	Mode ua.MonitoringMode
 }
 
 // Subscription is a subscription of the client's session. Its
@@ -132,9 +142,11 @@ func (s *Subscription) ID() uint32 {
 }
 
 // Acknowledged returns the highest sequence number of this subscription
-// that the consumer has acknowledged (0 before the first), for monitoring
-// how far delivery has got. It starts over when the subscription is
-// recreated.
+// acknowledged to the server (0 before the first): its Notification was
+// acked by the consumer and the acknowledgement went out with a Publish
+// request (Part 4, 5.13.5). It lags Notification.Ack until the engine's
+// next Publish request; an acknowledgement on a request that failed is sent
+// again. It starts over when the subscription is recreated.
 func (s *Subscription) Acknowledged() uint32 {
 	return s.c.publisher().acknowledged(s.ID())
 }
@@ -213,10 +225,17 @@ func (s *Subscription) Monitor(ctx context.Context, reqs ...MonitorRequest) ([]M
 		if r.NodeID == nil {
 			return nil, invalid("MonitorRequest[%d] has no NodeId", i)
 		}
-		if r.AttributeID == 0 {
+		if r.EventFilter != nil && r.Filter != nil {
+			return nil, invalid("MonitorRequest[%d] has both a data change and an event filter", i)
+		}
+		switch {
+		case r.AttributeID != 0:
+		case r.EventFilter != nil:
+			r.AttributeID = ua.AttributeIDEventNotifier
+		default:
 			r.AttributeID = ua.AttributeIDValue
 		}
-		items[i] = &MonitoredItem{ClientHandle: c.nextHandle(), Request: r}
+		items[i] = &MonitoredItem{ClientHandle: c.nextHandle(), Request: r, Mode: ua.MonitoringModeReporting}
 		creates[i] = createRequest(items[i], interval)
 	}
 	res, err := c.createItems(ctx, id, creates)
@@ -247,27 +266,37 @@ func (c *Client) createItems(ctx context.Context, sub uint32, creates []*ua.Moni
 	return res, err
 }
 
+// createRequest asks for it with its request's parameters, in its mode.
 func createRequest(it *MonitoredItem, publishing time.Duration) *ua.MonitoredItemCreateRequest {
 	r := it.Request
+	return &ua.MonitoredItemCreateRequest{
+		ItemToMonitor:       &ua.ReadValueID{NodeID: r.NodeID, AttributeID: r.AttributeID, DataEncoding: &ua.QualifiedName{}},
+		MonitoringMode:      it.Mode,
+		RequestedParameters: monitoringParameters(it.ClientHandle, r, publishing),
+	}
+}
+
+// monitoringParameters are r's parameters for the item with client handle
+// h. Specification: Part 4, 7.21.
+func monitoringParameters(h uint32, r MonitorRequest, publishing time.Duration) *ua.MonitoringParameters {
 	sampling := float64(r.SamplingInterval) / float64(time.Millisecond)
 	if r.SamplingInterval < 0 {
 		sampling = float64(publishing) / float64(time.Millisecond)
 	}
 	params := &ua.MonitoringParameters{
-		ClientHandle:     it.ClientHandle,
+		ClientHandle:     h,
 		SamplingInterval: sampling,
 		QueueSize:        r.QueueSize,
 		DiscardOldest:    r.DiscardOldest,
 		Filter:           ua.NewExtensionObject(nil),
 	}
-	if f := r.Filter; f != nil {
+	switch f := r.Filter; {
+	case f != nil:
 		params.Filter = ua.NewExtensionObject(&ua.DataChangeFilter{Trigger: f.Trigger, DeadbandType: uint32(f.DeadbandType), DeadbandValue: f.DeadbandValue})
+	case r.EventFilter != nil:
+		params.Filter = ua.NewExtensionObject(r.EventFilter)
 	}
-	return &ua.MonitoredItemCreateRequest{
-		ItemToMonitor:       &ua.ReadValueID{NodeID: r.NodeID, AttributeID: r.AttributeID, DataEncoding: &ua.QualifiedName{}},
-		MonitoringMode:      ua.MonitoringModeReporting,
-		RequestedParameters: params,
-	}
+	return params
 }
 
 func applyResult(it *MonitoredItem, r *ua.MonitoredItemCreateResult) {
@@ -282,18 +311,10 @@ func applyResult(it *MonitoredItem, r *ua.MonitoredItemCreateResult) {
 // Unmonitor deletes monitored items by client handle and returns each
 // one's status. Specification: Part 4, 5.12.6.
 func (s *Subscription) Unmonitor(ctx context.Context, handles ...uint32) ([]ua.StatusCode, error) {
-	s.mu.Lock()
-	id := s.id
-	ids := make([]uint32, len(handles))
-	for i, h := range handles {
-		it, ok := s.items[h]
-		if !ok {
-			s.mu.Unlock()
-			return nil, invalid("no monitored item with client handle %d", h)
-		}
-		ids[i] = it.ID
+	id, ids, err := s.itemIDs(handles)
+	if err != nil {
+		return nil, err
 	}
-	s.mu.Unlock()
 	res, _, err := splitCall(ctx, s.c, ids, s.c.OperationLimits().MaxMonitoredItemsPerCall,
 		func(batch []uint32) ua.Request {
 			return &ua.DeleteMonitoredItemsRequest{SubscriptionID: id, MonitoredItemIDs: batch}
@@ -310,6 +331,22 @@ func (s *Subscription) Unmonitor(ctx context.Context, handles ...uint32) ([]ua.S
 		}
 	}
 	return res, nil
+}
+
+// itemIDs returns the subscription's id and the MonitoredItemIds of the
+// items with the given client handles.
+func (s *Subscription) itemIDs(handles []uint32) (uint32, []uint32, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := make([]uint32, len(handles))
+	for i, h := range handles {
+		it, ok := s.items[h]
+		if !ok {
+			return 0, nil, invalid("no monitored item with client handle %d", h)
+		}
+		ids[i] = it.ID
+	}
+	return s.id, ids, nil
 }
 
 // Modify changes the subscription's parameters. Specification: Part 4,

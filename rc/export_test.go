@@ -10,3 +10,6 @@ import (
 func Send(ctx context.Context, c *Client, req ua.Request) (ua.Response, error) {
 	return c.send(ctx, c.ch.Load(), req, 0)
 }
+
+// Emit reports ev as if the client's publish engine had.
+func Emit(c *Client, ev ClientEvent) { c.emit(ev) }

@@ -111,10 +111,24 @@ type ClientConfig struct {
 	// Bad_ResponseTooLarge. Default DefaultBufferSize (32 KiB); 8192 to 4
 	// MiB.
 	BufferSize int
-	// OnPublishEvent receives the publish engine's events (stall, gap, recreated
-	// subscription). It is called from the engine's goroutines and must not
-	// block.
-	OnPublishEvent func(PublishEvent)
+	// OnClientEvent receives the events of every client the Factory builds:
+	// state changes (active, disconnected or stalled, resuming, resumed,
+	// resume failed, closed) and the publish engine's subscription events
+	// (gap, transferred, recreated). ClientEvent.Client says which client.
+	//
+	// Contract: the events of one client arrive in the order they happened,
+	// one call at a time, from a goroutine of that client; ClientEvent.State
+	// is the state after each. Events are queued, so the callback never
+	// holds up the session, but it should return promptly: beyond 256
+	// queued events the oldest are dropped and counted in the next event's
+	// Missed. The callback may call the client's methods except Close and
+	// Resume (they may wait for it). Close delivers ClientClosed last and
+	// waits, within its context, until the callback has returned.
+	OnClientEvent func(ClientEvent)
+	// OnPublishEvent is called like OnClientEvent.
+	//
+	// Deprecated: use OnClientEvent.
+	OnPublishEvent func(ClientEvent)
 	// Logger receives the client's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -388,8 +402,15 @@ func (f *Factory) Build(ctx context.Context, s *Session) (*Client, error) {
 	if p.discover {
 		return nil, wrap(f.discover(ctx, s, tcp, log))
 	}
+	c := &Client{
+		f:         f,
+		cfg:       &f.cfg,
+		log:       log,
+		serverURI: s.ServerURI,
+		endpoint:  s.EndpointURL,
+	}
 	begin := time.Now()
-	ch, err := openChannel(ctx, tcp, f.channelParams(s.EndpointURL, p.remoteCert), log)
+	ch, err := openChannel(ctx, tcp, c.channelParams(s.EndpointURL, p.remoteCert), log)
 	if err != nil {
 		switch {
 		case p.fromCache:
@@ -403,13 +424,6 @@ func (f *Factory) Build(ctx context.Context, s *Session) (*Client, error) {
 				err, thumbprintHex(p.remoteCert))
 		}
 		return nil, wrap(err)
-	}
-	c := &Client{
-		f:         f,
-		cfg:       &f.cfg,
-		log:       log,
-		serverURI: s.ServerURI,
-		endpoint:  s.EndpointURL,
 	}
 	c.ch.Store(ch)
 	opened := time.Now()
@@ -431,7 +445,16 @@ func (f *Factory) Build(ctx context.Context, s *Session) (*Client, error) {
 		"activate", activated.Sub(created), "info", time.Since(activated))
 	log.Info("session active", "policy", f.cfg.SecurityPolicy.String(), "mode", f.cfg.SecurityMode.String(),
 		"identity", f.cfg.Identity, "namespaces", len(c.NamespaceArray()))
+	c.activated()
 	return c, nil
+}
+
+// channelParams are the Factory's channel parameters for a channel of c,
+// which reports its loss to c.
+func (c *Client) channelParams(endpointURL string, remoteCert []byte) channelParams {
+	p := c.f.channelParams(endpointURL, remoteCert)
+	p.onLost = c.channelLost
+	return p
 }
 
 func (f *Factory) channelParams(endpointURL string, remoteCert []byte) channelParams {

@@ -103,8 +103,15 @@ func TestSecondConnection(t *testing.T) {
 		t.Fatalf("write on the first connection: %s", r.Raw)
 	}
 	first.Close()
-	e.Await(testServerURI, bridge.Resuming)
-	e.Await(testServerURI, bridge.Online)
+	// With the spare at hand, resuming lasts a millisecond or two: too short
+	// for AwaitState, which sees only the current state. The presence
+	// messages on the bus have every state in order.
+	subject := e.route(prefix, "status", "s1")
+	want := []bridge.PresenceState{bridge.Offline, bridge.Online, bridge.Resuming, bridge.Online}
+	msgs := e.status.Await(t, 10*time.Second, "resumed on the spare", func(m []e2e.Msg) bool { return len(presences(t, m, subject)) >= len(want) })
+	if got := states(presences(t, msgs, subject)); !slices.Equal(got[:len(want)], want) {
+		t.Fatalf("presence states %v, want %v first", got, want)
+	}
 	if s, r := n.sessions.Load(), n.resumes.Load(); s != 1 || r != 1 {
 		t.Fatalf("%d sessions and %d resumes, want 1 and 1: the spare carries the same session", s, r)
 	}

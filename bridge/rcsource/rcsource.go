@@ -37,7 +37,7 @@ type Config struct {
 	// Clients configure the client session of each server, by ServerUri
 	// (servers differ in security and identity). A server without an
 	// entry uses Default; with no Default it cannot connect. The Source
-	// makes one rc.Factory per server and sets its OnPublishEvent (a
+	// makes one rc.Factory per server and sets its OnClientEvent (a
 	// callback given here is called too).
 	Clients map[string]rc.ClientConfig
 	Default *rc.ClientConfig
@@ -53,7 +53,7 @@ type Source struct {
 
 	mu        sync.Mutex
 	factories map[string]*rc.Factory
-	current   map[string]*client // the live client of each server, for its events
+	clients   map[*rc.Client]*client // the open clients, for their events
 }
 
 var _ bridge.Source = (*Source)(nil)
@@ -71,9 +71,9 @@ func New(cfg Config) (*Source, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Source{cfg: cfg, log: log, factories: make(map[string]*rc.Factory), current: make(map[string]*client)}
+	s := &Source{cfg: cfg, log: log, factories: make(map[string]*rc.Factory), clients: make(map[*rc.Client]*client)}
 	for _, uri := range slices.Sorted(maps.Keys(cfg.Clients)) {
-		f, err := s.newFactory(uri, cfg.Clients[uri])
+		f, err := s.newFactory(cfg.Clients[uri])
 		if err != nil {
 			errs = append(errs, fmt.Errorf("rcsource: client config of %q: %w", uri, err))
 			continue
@@ -91,16 +91,20 @@ func New(cfg Config) (*Source, error) {
 	return s, nil
 }
 
-// newFactory makes the factory of one server, with the publish engine's
-// events routed to the server's live client.
-func (s *Source) newFactory(uri string, cc rc.ClientConfig) (*rc.Factory, error) {
-	user := cc.OnPublishEvent
-	cc.OnPublishEvent = func(ev rc.PublishEvent) {
-		s.mu.Lock()
-		c := s.current[uri]
-		s.mu.Unlock()
-		if c != nil {
-			c.event(ev)
+// newFactory makes the factory of one server, with the events that become
+// gap notifications routed to the client they are about (rc logs every
+// event itself).
+func (s *Source) newFactory(cc rc.ClientConfig) (*rc.Factory, error) {
+	user := cc.OnClientEvent
+	cc.OnClientEvent = func(ev rc.ClientEvent) {
+		switch ev.Kind {
+		case rc.PublishGap, rc.PublishRecreated:
+			s.mu.Lock()
+			c := s.clients[ev.Client]
+			s.mu.Unlock()
+			if c != nil {
+				c.event(ev)
+			}
 		}
 		if user != nil {
 			user(ev)
@@ -120,7 +124,7 @@ func (s *Source) factory(serverURI string) (*rc.Factory, error) {
 	if s.cfg.Default == nil {
 		return nil, fmt.Errorf("rcsource: no client config for server %q: %w", serverURI, ErrInvalidConfig)
 	}
-	f, err := s.newFactory(serverURI, *s.cfg.Default)
+	f, err := s.newFactory(*s.cfg.Default)
 	if err != nil {
 		return nil, err
 	}
@@ -162,7 +166,7 @@ type client struct {
 	c   *rc.Client
 
 	out     chan bridge.Notification
-	events  chan *rc.PublishEvent // pointers: the buffer is allocated with every session
+	events  chan *rc.ClientEvent // pointers: the buffer is allocated with every session
 	stop    chan struct{}
 	fwdOnce sync.Once
 	wg      sync.WaitGroup
@@ -174,12 +178,12 @@ type client struct {
 
 var _ bridge.Client = (*client)(nil)
 
-// newClient wraps c and makes it the live client of serverURI.
+// newClient wraps c and registers it for its events.
 func (s *Source) newClient(serverURI string, c *rc.Client) *client {
 	cl := &client{src: s, uri: serverURI, c: c, out: make(chan bridge.Notification),
-		events: make(chan *rc.PublishEvent, maxEvents), stop: make(chan struct{})}
+		events: make(chan *rc.ClientEvent, maxEvents), stop: make(chan struct{})}
 	s.mu.Lock()
-	s.current[serverURI] = cl
+	s.clients[c] = cl
 	s.mu.Unlock()
 	return cl
 }
@@ -275,9 +279,7 @@ func (c *client) Close(ctx context.Context) error {
 	c.closed = true
 	c.mu.Unlock()
 	c.src.mu.Lock()
-	if c.src.current[c.uri] == c {
-		delete(c.src.current, c.uri)
-	}
+	delete(c.src.clients, c.c)
 	c.src.mu.Unlock()
 	close(c.stop)
 	err := c.c.Close(ctx)

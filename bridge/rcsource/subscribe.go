@@ -12,9 +12,9 @@ import (
 	"github.com/rcbridge/rcbridge/rc"
 )
 
-// maxEvents bounds the publish engine events waiting for the forwarder.
-// They are rare (a gap, a recreated subscription per resume); the queue
-// holds pointers, so its buffer costs 2 KiB per session, not 10.
+// maxEvents bounds the gap and recreated events waiting for the
+// forwarder. They are rare (a gap, a recreated subscription per resume);
+// the queue holds pointers, so its buffer costs 2 KiB per session, not 10.
 const maxEvents = 256
 
 // Subscribe implements bridge.Client: rc's Subscribe and Monitor. The
@@ -75,9 +75,9 @@ func (c *client) Notifications() <-chan bridge.Notification {
 	return c.out
 }
 
-// event queues a publish engine event for the forwarder; it runs on rc's
+// event queues a gap or recreated event for the forwarder; it runs on rc's
 // goroutines and must not block.
-func (c *client) event(ev rc.PublishEvent) {
+func (c *client) event(ev rc.ClientEvent) {
 	select {
 	case c.events <- &ev:
 	default:
@@ -89,7 +89,7 @@ func (c *client) event(ev rc.PublishEvent) {
 // closes. Events queued before a notification are forwarded before it.
 func (c *client) forward() {
 	in := c.c.Notifications()
-	held := make(map[uint32]rc.PublishEvent) // gaps up to an unknown end, waiting for their recreate
+	held := make(map[uint32]rc.ClientEvent) // gaps up to an unknown end, waiting for their recreate
 	for {
 		select {
 		case <-c.stop:
@@ -145,8 +145,7 @@ func (c *client) convert(n *rc.Notification) bridge.Notification {
 // forwardEvent turns a publish engine event into a gap notification. A gap
 // up to an unknown end (the session was lost) is held until the event
 // saying the subscription was recreated, so that one gap reports both.
-func (c *client) forwardEvent(ev rc.PublishEvent, held map[uint32]rc.PublishEvent) bool {
-	log := c.src.log.With("server_uri", c.uri, "subscription", ev.SubscriptionID)
+func (c *client) forwardEvent(ev rc.ClientEvent, held map[uint32]rc.ClientEvent) bool {
 	switch ev.Kind {
 	case rc.PublishGap:
 		if ev.LastLost == 0 {
@@ -162,10 +161,6 @@ func (c *client) forwardEvent(ev rc.PublishEvent, held map[uint32]rc.PublishEven
 			delete(held, ev.SubscriptionID)
 		}
 		return c.send(bridge.Notification{Subscription: ev.SubscriptionID, Lost: g})
-	case rc.PublishTransferred:
-		log.Info("subscription transferred to the new session")
-	case rc.PublishStalled:
-		log.Warn("server stopped answering Publish; connection closed", "err", ev.Err)
 	}
 	return true
 }

@@ -152,6 +152,10 @@ func (d *daemon) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	for uri, cc := range clients {
+		cc.OnClientEvent = d.m.observeClientEvent
+		clients[uri] = cc
+	}
 	src, err := rcsource.New(rcsource.Config{Sessions: d.broker, Clients: clients, Logger: log.With("component", "source")})
 	if err != nil {
 		return err

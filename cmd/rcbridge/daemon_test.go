@@ -288,6 +288,7 @@ func TestDaemonHTTP(t *testing.T) {
 		`rcbridge_sessions{state="online"}`:             "1",
 		`rcbridge_sessions{state="offline"}`:            "1",
 		`rcbridge_sessions_total`:                       "1",
+		`rcbridge_client_events_total{event="active"}`:  "1",
 	} {
 		if v := metric(t, base, series); v != want {
 			t.Errorf("%s = %s, want %s", series, v, want)
@@ -307,6 +308,10 @@ func TestDaemonHTTP(t *testing.T) {
 	waitFor(t, "line1 offline", func() bool { return servers(t, base)["urn:test:line1"].State == stateOffline })
 	if v := metric(t, base, `rcbridge_resume_seconds_count{end="offline"}`); v != "1" {
 		t.Errorf("resume_seconds_count{end=offline} = %s, want 1", v)
+	}
+	// The client saw the drop, and was closed when the bridge gave up.
+	for _, series := range []string{`rcbridge_client_events_total{event="disconnected"}`, `rcbridge_client_events_total{event="closed"}`} {
+		waitFor(t, series, func() bool { return metric(t, base, series) == "1" })
 	}
 
 	for _, h := range []rc.Hello{

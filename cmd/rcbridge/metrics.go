@@ -21,6 +21,7 @@ const (
 	dropKinds         = "data commands refusals"
 	resumeOutcomes    = "resumed recreated failed"
 	resumeEnds        = "online offline"
+	clientEventKinds  = "active disconnected stalled resuming resumed resume_failed gap transferred recreated closed"
 )
 
 // metrics are the daemon's Prometheus metrics (see README, "Metrics and
@@ -45,6 +46,9 @@ type metrics struct {
 	busReconnects                               prometheus.Counter
 	drops                                       *prometheus.CounterVec // kind
 	commands                                    *prometheus.CounterVec // outcome
+	// clientEvents counts the OPC UA clients' state changes and
+	// subscription events (rc.ClientEvent).
+	clientEvents *prometheus.CounterVec // event
 	// resume observes how long a server stayed "resuming": from its
 	// connection drop until it was online again or given up.
 	resume *prometheus.HistogramVec // end: online, offline
@@ -84,6 +88,8 @@ func newMetrics(version string, sessions func() map[string]int) *metrics {
 		busReconnects: counter("bus_reconnects_total", "Reconnections to the bus."),
 		drops:         vec("dropped_total", "Dropped items: data changes that could not be published, commands and refusals that found their bounded queue full.", "kind", dropKinds),
 		commands:      vec("commands_total", "Commands from the bus by outcome.", "outcome", commandOutcomes),
+		clientEvents: vec("client_events_total", "OPC UA client state changes and subscription events: active, disconnected, stalled, resuming, resumed, resume_failed, gap, transferred, recreated, closed.",
+			"event", clientEventKinds),
 		resume: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "rcbridge", Name: "resume_seconds",
 			Help:    "How long a server stayed resuming: from its connection drop until online again (end=online) or given up (end=offline).",
@@ -114,6 +120,15 @@ func (m *metrics) observeAdmission(e rc.Event) {
 	outcome := strings.ReplaceAll(e.Kind.String(), "-", "_") // timed-out → timed_out
 	if slices.Contains(strings.Fields(admissionOutcomes), outcome) {
 		m.admissions.WithLabelValues(outcome).Inc()
+	}
+}
+
+// observeClientEvent counts an OPC UA client's event by its kind's name.
+// It is an rc.ClientConfig.OnClientEvent and returns at once.
+func (m *metrics) observeClientEvent(ev rc.ClientEvent) {
+	kind := strings.ReplaceAll(ev.Kind.String(), "-", "_") // resume-failed → resume_failed
+	if slices.Contains(strings.Fields(clientEventKinds), kind) {
+		m.clientEvents.WithLabelValues(kind).Inc()
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -102,5 +103,27 @@ func TestObserveAdmission(t *testing.T) {
 	}
 	if got := testutil.CollectAndCount(m.admissions); got != len(want) {
 		t.Errorf("%d admission series, want %d", got, len(want))
+	}
+}
+
+// TestObserveClientEvent: every client event kind has its series.
+func TestObserveClientEvent(t *testing.T) {
+	m := newMetrics("test", func() map[string]int { return nil })
+	kinds := []rc.ClientEventKind{rc.ClientActive, rc.ClientDisconnected, rc.PublishStalled, rc.ClientResuming, rc.ClientResumed,
+		rc.ClientResumeFailed, rc.PublishGap, rc.PublishTransferred, rc.PublishRecreated, rc.ClientClosed, rc.PublishGap}
+	for _, k := range kinds {
+		m.observeClientEvent(rc.ClientEvent{Kind: k})
+	}
+	for _, k := range strings.Fields(clientEventKinds) {
+		want := 1.0
+		if k == "gap" {
+			want = 2
+		}
+		if got := testutil.ToFloat64(m.clientEvents.WithLabelValues(k)); got != want {
+			t.Errorf("client_events_total{event=%q} = %v, want %v", k, got, want)
+		}
+	}
+	if got := testutil.CollectAndCount(m.clientEvents); got != len(strings.Fields(clientEventKinds)) {
+		t.Errorf("%d client event series, want %d", got, len(strings.Fields(clientEventKinds)))
 	}
 }

@@ -384,6 +384,14 @@ func (s *Server) Set(name string, value any) error {
 	return err
 }
 
+// RaiseEvent raises a BaseEventType event with message and severity
+// (1..1000) from the Server object (i=2253): clients monitoring its
+// EventNotifier attribute receive it.
+func (s *Server) RaiseEvent(message string, severity uint16) error {
+	_, err := s.do(map[string]any{"cmd": "raiseEvent", "message": message, "severity": severity})
+	return err
+}
+
 // Stats returns the server's live session, channel and subscription counts.
 func (s *Server) Stats() (Stats, error) {
 	m, err := s.do(map[string]any{"cmd": "stats"})

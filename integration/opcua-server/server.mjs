@@ -15,6 +15,7 @@
 //   {"id":4,"cmd":"trustClientCert","der":"<base64>"}
 //   {"id":5,"cmd":"dropConnections"}                     -> closes every channel's socket, sessions stay
 //   {"id":6,"cmd":"shutdown"}
+//   {"id":7,"cmd":"raiseEvent","message":"text","severity":500} -> a BaseEventType event from the Server object
 // End of stdin also shuts the server down, so it never outlives its test.
 // Everything else (our log lines and node-opcua's own) goes to stderr.
 //
@@ -568,6 +569,15 @@ const commands = {
     },
     async trustClientCert(req) {
         await pki.serverCM.trustCertificate(Buffer.from(req.der, "base64"));
+        return {};
+    },
+    raiseEvent(req) {
+        // Clients see it through the Server object's EventNotifier.
+        const addressSpace = server.engine.addressSpace;
+        addressSpace.rootFolder.objects.server.raiseEvent(addressSpace.findEventType("BaseEventType"), {
+            message: { dataType: DataType.LocalizedText, value: { text: String(req.message) } },
+            severity: { dataType: DataType.UInt16, value: req.severity }
+        });
         return {};
     },
     dropConnections() {

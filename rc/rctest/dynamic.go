@@ -49,10 +49,6 @@ func (s *Server) AddDynamicVariable(parent *ua.NodeID, name string, read ReadFun
 	return nid
 }
 
-// Changed tells the server that the value of node changed: every monitored
-// item on it gets a notification carrying the value read now.
-func (s *Server) Changed(node *ua.NodeID) { s.UA.ChangeNotification(node) }
-
 // write answers Write requests: dynamic variables through their WriteFunc,
 // other nodes as gopcua's own Write does. Specification: Part 4, 5.10.4.
 func (s *Server) write(_ *uasc.SecureChannel, r ua.Request, _ uint32) (ua.Response, error) {

@@ -69,6 +69,10 @@ func (s *Server) read(_ *uasc.SecureChannel, r ua.Request, _ uint32) (ua.Respons
 	}
 	results := make([]*ua.DataValue, len(req.NodesToRead))
 	for i, rv := range req.NodesToRead {
+		if s.opts.MaxMonitoredItemsPerCall > 0 && rv.NodeID.Equal(maxItemsPerCallNode) && rv.AttributeID == ua.AttributeIDValue {
+			results[i] = &ua.DataValue{EncodingMask: ua.DataValueValue, Value: ua.MustVariant(s.opts.MaxMonitoredItemsPerCall)}
+			continue
+		}
 		ns := s.namespace(rv.NodeID)
 		if ns == nil {
 			results[i] = badValue(ua.StatusBadNodeIDUnknown)

@@ -57,6 +57,11 @@ type Options struct {
 	// request has more nodes than the MaxNodesPerRead (32) gopcua's server
 	// advertises.
 	EnforceMaxNodesPerRead bool
+	// MaxMonitoredItemsPerCall, if not 0, is advertised in the server's
+	// OperationLimits and enforced: CreateMonitoredItems,
+	// ModifyMonitoredItems, SetMonitoringMode and DeleteMonitoredItems with
+	// more items answer BadTooManyOperations.
+	MaxMonitoredItemsPerCall uint32
 	// Certificate, if set, is the server's certificate: GetEndpoints and
 	// CreateSession then also advertise Basic256Sha256 Sign and
 	// SignAndEncrypt endpoints and UserName token policies encrypted with
@@ -88,7 +93,8 @@ type Server struct {
 	browse  *browsePager
 	closed  bool
 
-	reads atomic.Int64
+	reads     atomic.Int64
+	itemCalls atomic.Int64
 
 	direct   net.Listener // ListenDirect's listener, if any
 	directWG sync.WaitGroup
