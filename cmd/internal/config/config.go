@@ -265,7 +265,7 @@ type MapRow struct {
 	// Arguments are a method's input argument types ("Double", "Int32[]").
 	Arguments        []mapping.ValueType  `koanf:"arguments"`
 	Name             string               `koanf:"name"`
-	SamplingInterval Duration             `koanf:"sampling_interval"`
+	SamplingInterval *Duration            `koanf:"sampling_interval"`
 	QueueSize        uint32               `koanf:"queue_size"`
 	DeadbandType     mapping.DeadbandKind `koanf:"deadband_type"`
 	Deadband         float64              `koanf:"deadband"`
