@@ -10,6 +10,10 @@ type Metrics struct {
 	// State is called with every presence change of a server, for a
 	// gauge. It must not block. Nil: none.
 	State func(serverKey string, s PresenceState)
+	// Problem is called with every error that kept a server's session
+	// from being set up or resumed, for a status page. It must not block.
+	// Nil: none.
+	Problem func(serverKey string, err error)
 	// CommandsUnrouted counts commands on a route that names no command
 	// (answered with ErrUnknownRoute or ErrNotWritable).
 	CommandsUnrouted Counter

@@ -169,7 +169,8 @@ type MonitoredItem struct {
 	// Node is the variable whose Value is monitored.
 	Node *ua.NodeID
 	// SamplingInterval is the requested sampling interval; 0 asks for the
-	// subscription's publishing interval.
+	// subscription's publishing interval, mapping.SampleFastest for the
+	// server's fastest practical rate.
 	SamplingInterval time.Duration
 	// QueueSize is the server-side queue of the item (0 means 1); the
 	// oldest value is discarded when it overflows.

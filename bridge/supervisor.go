@@ -86,6 +86,7 @@ func (s *supervisor) run(ctx context.Context) {
 		}
 		if err != nil {
 			s.m.SetupFailures.Add(1)
+			s.problem(err)
 			s.log.Warn("no session", "err", err, "retry_in", delay)
 		}
 		if !sleep(ctx, delay) {
@@ -103,6 +104,7 @@ func (s *supervisor) serve(ctx context.Context, c Client) bool {
 	if err != nil {
 		s.m.SetupFailures.Add(1)
 		if ctx.Err() == nil {
+			s.problem(err)
 			s.log.Warn("session setup failed; closing the session", "err", err)
 		}
 		s.closeClient(ctx, c)
@@ -233,6 +235,7 @@ func (s *supervisor) resume(ctx context.Context, c Client) (ResumeOutcome, error
 			return outcome, nil
 		}
 		s.m.ResumeFailures.Add(1)
+		s.problem(err)
 		if rctx.Err() != nil {
 			return 0, err
 		}
@@ -264,6 +267,13 @@ func (s *supervisor) current() (*session, PresenceState) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.sess, s.state
+}
+
+// problem reports err to Metrics.Problem.
+func (s *supervisor) problem(err error) {
+	if f := s.b.cfg.Metrics.Problem; f != nil {
+		f(s.key, err)
+	}
 }
 
 // setState records a presence change and hands it to the presence

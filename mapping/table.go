@@ -67,7 +67,9 @@ type Settings struct {
 	// Payload is the data message format (key "payload").
 	Payload PayloadFormat
 	// SamplingInterval of the monitored item; 0 means the subscription's
-	// publishing interval. (key "sampling_interval")
+	// publishing interval, SampleFastest the server's fastest practical
+	// rate. (key "sampling_interval": absent is 0 here, an explicit 0 is
+	// SampleFastest)
 	SamplingInterval time.Duration
 	// QueueSize of the monitored item; 0 means 1. (key "queue_size")
 	QueueSize uint32
@@ -78,6 +80,11 @@ type Settings struct {
 	QoS    QoS
 	Retain bool
 }
+
+// SampleFastest as a SamplingInterval asks the server for its fastest
+// practical sampling rate: OPC UA's sampling interval 0, which servers
+// that sample by exception turn into "every change" (Part 4, 7.21).
+const SampleFastest time.Duration = -1
 
 // ItemKind tells variables from methods.
 type ItemKind uint8

@@ -36,12 +36,24 @@ var (
 // Acknowledge. Specification: Part 6, 7.1.2.3 and 7.1.2.4.
 const (
 	// DefaultBufferSize is ClientConfig.BufferSize's default: the smallest
-	// size at which gopcua's default cap of 512 chunks per message still
-	// admits helloMaxMessageSize (16 MiB). BenchmarkPublishBufferSize
-	// compares it with 8, 16 and 64 KiB.
-	DefaultBufferSize   = 32 << 10
+	// power of two at which gopcua's default cap of 512 chunks per message
+	// admits nearly helloMaxMessageSize (512 chunk bodies of 32 KiB less
+	// chunkOverhead: 15.96 MiB). BenchmarkPublishBufferSize compares it
+	// with 8, 16 and 64 KiB.
+	DefaultBufferSize = 32 << 10
+	// helloMaxMessageSize caps the message size the client announces in
+	// its Hello and CreateSession, whatever the transport could take.
 	helloMaxMessageSize = 16 << 20
-	minBufferSize       = 8192
+	// gopcuaMaxChunkCount is the chunk count gopcua accepts per received
+	// message when the server's Acknowledge sets no MaxChunkCount
+	// (uacp.DefaultMaxChunkCount).
+	gopcuaMaxChunkCount = uacp.DefaultMaxChunkCount
+	// chunkOverhead bounds what a MSG chunk carries besides its share of
+	// the message body (Part 6, 6.7.2): message header 12, token id 4,
+	// sequence header 8, a symmetric signature of at most 32 (HMAC-SHA256)
+	// and encryption padding of less than one 16-byte block.
+	chunkOverhead = 12 + 4 + 8 + 32 + 16
+	minBufferSize = 8192
 	// maxBufferSize caps the buffer sizes a server may announce in its ACK:
 	// gopcua allocates a receive buffer of that size for every chunk.
 	maxBufferSize = 4 << 20
@@ -78,6 +90,10 @@ type channel struct {
 	sc         *uasc.SecureChannel
 	remoteCert []byte // verified server certificate, secure only
 	errCh      chan error
+	// maxResponse is the largest message body the transport can receive
+	// (receivable), the MaxResponseMessageSize a session created on this
+	// channel announces.
+	maxResponse uint32
 
 	endOnce sync.Once
 	ended   chan struct{} // closed when the channel is lost or closed
@@ -115,7 +131,7 @@ func openChannel(ctx context.Context, tcp *net.TCPConn, p channelParams, log *sl
 	ack := uacp.Acknowledge{ // each connection gets its own copy
 		ReceiveBufSize: p.bufferSize,
 		SendBufSize:    p.bufferSize,
-		MaxMessageSize: helloMaxMessageSize,
+		MaxMessageSize: receivable(gopcuaMaxChunkCount, p.bufferSize, helloMaxMessageSize),
 	}
 	conn, err := uacp.NewConn(tcp, &ack)
 	if err != nil {
@@ -135,6 +151,11 @@ func openChannel(ctx context.Context, tcp *net.TCPConn, p channelParams, log *sl
 	if err := checkAck(conn); err != nil {
 		return nil, fail("ACK", err)
 	}
+	// gopcua keeps the server's Acknowledge as its own receive limits:
+	// chunks up to the server's SendBufferSize (at most our Hello's
+	// ReceiveBufferSize), at most its MaxChunkCount of them (512 when
+	// none) and at most its MaxMessageSize (2 MiB when none) in all.
+	maxResponse := receivable(conn.MaxChunkCount(), min(conn.SendBufSize(), p.bufferSize), min(conn.MaxMessageSize(), helloMaxMessageSize))
 
 	cfg := &uasc.Config{
 		SecurityPolicyURI: p.policy.URI(),
@@ -152,6 +173,7 @@ func openChannel(ctx context.Context, tcp *net.TCPConn, p channelParams, log *sl
 	ch := &channel{
 		log:         log,
 		tcp:         tcp,
+		maxResponse: maxResponse,
 		errCh:       make(chan error, errChanSize),
 		ended:       make(chan struct{}),
 		stop:        make(chan struct{}),
@@ -186,8 +208,12 @@ func openChannel(ctx context.Context, tcp *net.TCPConn, p channelParams, log *sl
 	return ch, nil
 }
 
-// checkAck rejects Acknowledge parameters that are out of the spec's range or
-// would make gopcua allocate excessively.
+// checkAck rejects Acknowledge parameters that are out of the spec's range,
+// would make gopcua allocate excessively, or that gopcua cannot work with:
+// it keeps the server's Acknowledge as its own limits, so it refuses every
+// received chunk larger than the server's ReceiveBufferSize although the
+// server sends chunks up to its SendBufferSize (and gopcua sends chunks of
+// the server's SendBufferSize, which the server may not receive).
 func checkAck(c *uacp.Conn) error {
 	for _, v := range []struct {
 		name string
@@ -197,7 +223,26 @@ func checkAck(c *uacp.Conn) error {
 			return fmt.Errorf("server %s %d outside %d..%d", v.name, v.n, minBufferSize, maxBufferSize)
 		}
 	}
+	if c.SendBufSize() > c.ReceiveBufSize() {
+		return fmt.Errorf("server SendBufferSize %d larger than its ReceiveBufferSize %d: gopcua would refuse its larger chunks",
+			c.SendBufSize(), c.ReceiveBufSize())
+	}
 	return nil
+}
+
+// receivable returns the largest message body that fits in chunks chunks of
+// chunkSize bytes (Part 6, 6.7.2), at most limit; chunks 0 stands for
+// gopcua's default. The client announces it as the largest response it
+// takes, so that the server answers a larger one with Bad_ResponseTooLarge
+// (Part 4, 5.6.2; Part 6, 7.1.2.3) instead of chunks gopcua refuses.
+func receivable(chunks, chunkSize, limit uint32) uint32 {
+	if chunks == 0 {
+		chunks = gopcuaMaxChunkCount
+	}
+	if chunkSize <= chunkOverhead { // below minBufferSize: not negotiated
+		return 1 // 0 would mean "no limit"
+	}
+	return uint32(min(uint64(chunks)*uint64(chunkSize-chunkOverhead), uint64(limit)))
 }
 
 // checkOpened verifies what gopcua accepted in the OpenSecureChannel

@@ -75,11 +75,16 @@ func readHEL(conn net.Conn) (string, error) {
 	return string(body[24 : 24+n]), nil
 }
 
-// ackFrame encodes an Acknowledge message. Specification: Part 6, 7.1.2.4.
-func ackFrame(bufSize uint32) []byte {
+// ackFrame encodes an Acknowledge message with both buffer sizes bufSize.
+// Specification: Part 6, 7.1.2.4.
+func ackFrame(bufSize uint32) []byte { return ackFrameOf(bufSize, bufSize) }
+
+// ackFrameOf encodes an Acknowledge message with the server's
+// ReceiveBufferSize receive and SendBufferSize send.
+func ackFrameOf(receive, send uint32) []byte {
 	b := []byte("ACKF")
 	b = binary.LittleEndian.AppendUint32(b, 28)
-	for _, v := range []uint32{0, bufSize, bufSize, 1 << 24, 0} {
+	for _, v := range []uint32{0, receive, send, 1 << 24, 0} {
 		b = binary.LittleEndian.AppendUint32(b, v)
 	}
 	return b

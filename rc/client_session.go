@@ -73,7 +73,7 @@ func (c *Client) createSession(ctx context.Context, ch *channel, endpointURL str
 		SessionName:             c.cfg.SessionName,
 		ClientNonce:             nonce,
 		RequestedSessionTimeout: float64(c.cfg.SessionTimeout / time.Millisecond),
-		MaxResponseMessageSize:  helloMaxMessageSize,
+		MaxResponseMessageSize:  ch.maxResponse,
 	}
 	secure := c.cfg.secure()
 	if secure {

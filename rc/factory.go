@@ -103,8 +103,13 @@ type ClientConfig struct {
 	// large value costs allocation and garbage collection on every
 	// message, also a small one. A small value means more chunks per large
 	// message, and gopcua accepts at most the server's MaxChunkCount (512
-	// when the server sets none) per message: 512 chunks of 32 KiB are 16
-	// MiB. Default DefaultBufferSize (32 KiB); 8192 to 4 MiB.
+	// when the server sets none) per message: 512 chunks of 32 KiB carry
+	// almost 16 MiB. The client announces that product (at most 16 MiB,
+	// and at most the server's MaxMessageSize, 2 MiB to gopcua when the
+	// server sets none) as its Hello's MaxMessageSize and CreateSession's
+	// MaxResponseMessageSize, so a larger response fails its request with
+	// Bad_ResponseTooLarge. Default DefaultBufferSize (32 KiB); 8192 to 4
+	// MiB.
 	BufferSize int
 	// OnClientEvent receives the events of every client the Factory builds:
 	// state changes (active, disconnected or stalled, resuming, resumed,

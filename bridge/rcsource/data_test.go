@@ -6,6 +6,7 @@ import (
 
 	"github.com/rcbridge/rcbridge/bridge"
 	"github.com/rcbridge/rcbridge/internal/e2e"
+	"github.com/rcbridge/rcbridge/mapping"
 )
 
 // TestData: every published row's value reaches its route with its type;
@@ -43,5 +44,27 @@ func TestData(t *testing.T) {
 				t.Errorf("state after Stop: %v", st)
 			}
 		})
+	}
+}
+
+// TestSamplingIntervals: a row's sampling interval reaches the server in
+// milliseconds (Part 4, 7.21): unset is the subscription's publishing
+// interval, mapping.SampleFastest is 0 (the fastest practical rate).
+func TestSamplingIntervals(t *testing.T) {
+	rows := testRows()
+	rows[1].SamplingInterval = mapping.SampleFastest
+	rows[2].SamplingInterval = 250 * time.Millisecond
+	e := newEnv(t, envConfig{bus: busNATS, rows: rows})
+	p := newPlant(t, testServerURI)
+	e.online(p)
+	want := map[string]float64{"Speed": float64(bridge.DefaultPublishingInterval / time.Millisecond), "Level": 0, "Mode": 250}
+	got := map[string]float64{}
+	for _, it := range p.MonitoredItems() {
+		got[it.NodeID.StringID()] = it.Parameters.SamplingInterval
+	}
+	for node, w := range want {
+		if g, ok := got[node]; !ok || g != w {
+			t.Errorf("%s: requested sampling interval %v (monitored: %t), want %v", node, g, ok, w)
+		}
 	}
 }

@@ -53,11 +53,15 @@ func (c *client) Subscribe(ctx context.Context, spec bridge.SubscriptionSpec) (u
 }
 
 // monitorRequest turns the bridge's item into rc's request: sampling 0
-// means the publishing interval, the oldest queued value is discarded.
+// means the publishing interval (rc: negative), mapping.SampleFastest the
+// fastest rate (rc: 0); the oldest queued value is discarded.
 func monitorRequest(it bridge.MonitoredItem) rc.MonitorRequest {
 	r := rc.MonitorRequest{NodeID: it.Node, SamplingInterval: it.SamplingInterval, QueueSize: max(it.QueueSize, 1), DiscardOldest: true}
-	if r.SamplingInterval == 0 {
+	switch r.SamplingInterval {
+	case 0:
 		r.SamplingInterval = -1
+	case mapping.SampleFastest:
+		r.SamplingInterval = 0
 	}
 	if it.Deadband.Kind != mapping.DeadbandNone {
 		r.Filter = &rc.DataChangeFilter{Trigger: ua.DataChangeTriggerStatusValue,

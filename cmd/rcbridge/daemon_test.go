@@ -336,6 +336,24 @@ func TestDaemonHTTP(t *testing.T) {
 		t.Error("an unknown server appears in /api/v1/servers")
 	}
 
+	// press is admitted but offers no Basic256Sha256 endpoint: its session
+	// setup fails, and the registry says why.
+	pressSrv, err := rctest.NewServer(rctest.Options{ServerURI: "urn:test:press", EndpointURL: "opc.tcp://press.invalid:4840"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pressSrv.Close()
+	if _, err := pressSrv.Dial(ctx, d.addrs.Listener); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "press's setup failure in last_error", func() bool {
+		p := servers(t, base)["urn:test:press"]
+		return p.LastErrorAt != nil && p.LastErrorAt.After(press.LastErrorAt.Add(-time.Nanosecond)) && !strings.Contains(p.LastError, "EndpointUrl")
+	})
+	if p := servers(t, base)["urn:test:press"]; !strings.Contains(p.LastError, "Basic256Sha256") || p.State != stateOffline {
+		t.Errorf("press after a failed setup: state %s, last_error %q", p.State, p.LastError)
+	}
+
 	if err := d.stop(); err != nil {
 		t.Fatalf("shutdown: %v", err)
 	}

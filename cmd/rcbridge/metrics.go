@@ -196,6 +196,7 @@ func (m *metrics) bridgeMetrics(reg *registry, now func() time.Time) bridge.Metr
 				m.resume.WithLabelValues(st.String()).Observe(t.Sub(began).Seconds())
 			}
 		},
+		Problem:           func(key string, err error) { reg.setError(reg.uriOf(key), err) },
 		CommandsUnrouted:  add(m.commands.WithLabelValues("unrouted")),
 		RejectsDropped:    add(m.drops.WithLabelValues("refusals")),
 		CommandsDuplicate: add(m.commands.WithLabelValues("duplicate")),

@@ -19,6 +19,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/rcbridge/rcbridge/internal/e2e"
 	"github.com/rcbridge/rcbridge/rc"
 	"github.com/rcbridge/rcbridge/rc/rctest"
 )
@@ -34,6 +35,11 @@ type scaleSetup struct {
 	// default, as with servers on different hosts.
 	perSource int
 	jetstream bool
+	// external puts the bus in a nats-server of the benchmark's process
+	// (bus.kind = "nats", JetStream as set) instead of the bridge's
+	// embedded one, so that the bridge's memory figures are its own and
+	// not the broker's stream storage.
+	external bool
 	// bufferSize is the bridge's client.buffer_size; 0 leaves the key out
 	// (the default).
 	bufferSize int
@@ -90,12 +96,34 @@ func (s scaleSetup) buffer() int {
 func scaleURI(i int) string { return fmt.Sprintf("urn:scale:plc%04d", i) }
 func scaleKey(i int) string { return fmt.Sprintf("plc%04d", i) }
 
-// scaleConfig is the bridge's configuration for a run.
-func (s scaleSetup) config(dir string) string {
+// scaleConfig is the bridge's configuration for a run; natsURL is the
+// external broker's when s.external is set.
+func (s scaleSetup) config(dir, natsURL string) string {
 	var b strings.Builder
 	bufferKey := ""
 	if s.bufferSize != 0 {
 		bufferKey = "buffer_size = " + strconv.Itoa(s.bufferSize) + "\n"
+	}
+	bus := fmt.Sprintf(`[bus]
+kind = "embedded"
+
+[bus.embedded]
+address = "127.0.0.1:0"
+data_dir = %q
+
+[bus.embedded.jetstream]
+enabled = %t
+`, filepath.Join(dir, "nats"), s.jetstream)
+	if s.external {
+		bus = fmt.Sprintf(`[bus]
+kind = "nats"
+
+[bus.nats]
+urls = [%q]
+
+[bus.nats.jetstream]
+enabled = %t
+`, natsURL, s.jetstream)
 	}
 	fmt.Fprintf(&b, `
 [listener]
@@ -106,23 +134,14 @@ max_pending = %d
 certificate_dir = %q
 trust_dir = %q
 %s
-[bus]
-kind = "embedded"
-
-[bus.embedded]
-address = "127.0.0.1:0"
-data_dir = %q
-
-[bus.embedded.jetstream]
-enabled = %t
-
+%s
 [http]
 address = "127.0.0.1:0"
 pprof = true
 
 [log]
 format = "json"
-`, max(64, s.sessions), filepath.Join(dir, "pki"), filepath.Join(dir, "trusted"), bufferKey, filepath.Join(dir, "nats"), s.jetstream)
+`, max(64, s.sessions), filepath.Join(dir, "pki"), filepath.Join(dir, "trusted"), bufferKey, bus)
 	for i := range s.sessions {
 		fmt.Fprintf(&b, "\n[[servers]]\nuri = %q\nkey = %q\nsecurity_policy = \"None\"\nsecurity_mode = \"None\"\n", scaleURI(i), scaleKey(i))
 	}
@@ -137,12 +156,21 @@ format = "json"
 func runScale(tb testing.TB, s scaleSetup) scaleResult {
 	tb.Helper()
 	dir := tb.TempDir()
-	cfg := writeFile(tb, dir, "scale.toml", s.config(dir))
+	natsURL := ""
+	if s.external {
+		broker := e2e.StartNATS(tb, s.jetstream)
+		defer broker.Stop() // after the bridge's (deferred below: first) stop
+		natsURL = broker.URL()
+	}
+	cfg := writeFile(tb, dir, "scale.toml", s.config(dir, natsURL))
 	bridge := startProc(tb, dir, binaries.path(tb, "./cmd/rcbridge"), "-config", cfg, "-shutdown-timeout", "30s")
 	running := bridge.waitLine(tb, "rcbridge running")
 	listener, _ := running["listener"].(string)
 	httpAddr, _ := running["http"].(string)
 	busURL, _ := running["bus_url"].(string)
+	if s.external {
+		busURL = natsURL
+	}
 	base := "http://" + httpAddr
 	defer func() {
 		if err, took := bridge.stop(tb, time.Minute); err != nil {
@@ -532,25 +560,38 @@ func loadAverage() (float64, error) {
 // rcbridge at once; all must be admitted, online and publish all their
 // items, two that lose their connection must dial again and resume, and
 // the bridge's memory figures must be readable. The bridge runs with
-// client.buffer_size = 16 KiB, which every server must see in its Hello.
+// client.buffer_size = 16 KiB, which every server must see in its Hello,
+// once with its embedded core NATS bus and once publishing into an
+// external JetStream nats-server (the benchmark's broker=external).
 func TestScaleHarness(t *testing.T) {
-	s := scaleSetup{sessions: 40, items: 10, perSource: 8, sample: 4, drop: 2, bufferSize: 16 << 10, onlineTimeout: 60 * time.Second}
-	r := runScale(t, s)
-	if r.redials != s.drop {
-		t.Errorf("%d servers dialed again, want the %d dropped ones", r.redials, s.drop)
-	}
-	t.Logf("online after %s, values after %s; bridge before %+v, after %+v", r.online, r.firstValues, r.base, r.loaded)
-	if r.online <= 0 || r.firstValues < r.online || r.base.heapLive <= 0 || r.loaded.heapLive <= r.base.heapLive ||
-		r.loaded.goroutines <= r.base.goroutines || r.loaded.rss <= 0 {
-		t.Errorf("implausible figures: %+v", r)
+	for _, c := range []struct {
+		name                string
+		jetstream, external bool
+	}{{"embedded core", false, false}, {"external jetstream", true, true}} {
+		t.Run(c.name, func(t *testing.T) {
+			s := scaleSetup{sessions: 40, items: 10, perSource: 8, sample: 4, drop: 2, bufferSize: 16 << 10,
+				jetstream: c.jetstream, external: c.external, onlineTimeout: 60 * time.Second}
+			r := runScale(t, s)
+			if r.redials != s.drop {
+				t.Errorf("%d servers dialed again, want the %d dropped ones", r.redials, s.drop)
+			}
+			t.Logf("online after %s, values after %s; bridge before %+v, after %+v", r.online, r.firstValues, r.base, r.loaded)
+			if r.online <= 0 || r.firstValues < r.online || r.base.heapLive <= 0 || r.loaded.heapLive <= r.base.heapLive ||
+				r.loaded.goroutines <= r.base.goroutines || r.loaded.rss <= 0 {
+				t.Errorf("implausible figures: %+v", r)
+			}
+		})
 	}
 }
 
 // BenchmarkScale measures one bridge with many reverse-connected sessions
 // (issue 6: 1,000 sessions of 100 items, memory per session ≤ 512 KiB, all
 // online within 30 s of dialing at the same moment). The bridge is the
-// real rcbridge executable in its own process (embedded NATS, core or
-// JetStream, security None); the servers are rctest load servers in the
+// real rcbridge executable in its own process (security None) with its
+// embedded NATS server (core or JetStream: broker=embedded, the broker's
+// stream storage counted in the bridge's memory) or with a JetStream
+// nats-server in the benchmark's process (broker=external: the bridge's
+// own memory); the servers are rctest load servers in the
 // benchmark's process, 8 per loopback source address, each sending its
 // 100 initial values once and keep-alives after that. Each iteration
 // starts a fresh bridge. The 1,000-session runs are measured with the
@@ -581,15 +622,22 @@ func BenchmarkScale(b *testing.B) {
 	for _, c := range []struct {
 		sessions  int
 		jetstream bool
+		external  bool
 		buffer    int
-	}{{100, false, 0}, {1000, false, 0}, {1000, false, 16 << 10}, {1000, true, 0}, {1000, true, 16 << 10}} {
-		bus := "core"
+	}{
+		{100, false, false, 0}, {1000, false, false, 0}, {1000, false, false, 16 << 10},
+		{1000, true, false, 0}, {1000, true, false, 16 << 10}, {1000, true, true, 0},
+	} {
+		bus, broker := "core", "embedded"
 		if c.jetstream {
 			bus = "jetstream"
 		}
-		s := scaleSetup{sessions: c.sessions, items: 100, perSource: 8, jetstream: c.jetstream, bufferSize: c.buffer, sample: 50,
-			onlineTimeout: 120 * time.Second, profileDir: os.Getenv("RCBRIDGE_SCALE_PROFILES")}
-		b.Run(fmt.Sprintf("sessions=%d/bus=%s/buffer=%dKiB", c.sessions, bus, s.buffer()>>10), func(b *testing.B) {
+		if c.external {
+			broker = "external"
+		}
+		s := scaleSetup{sessions: c.sessions, items: 100, perSource: 8, jetstream: c.jetstream, external: c.external, bufferSize: c.buffer,
+			sample: 50, onlineTimeout: 120 * time.Second, profileDir: os.Getenv("RCBRIDGE_SCALE_PROFILES")}
+		b.Run(fmt.Sprintf("sessions=%d/bus=%s/broker=%s/buffer=%dKiB", c.sessions, bus, broker, s.buffer()>>10), func(b *testing.B) {
 			var sum struct{ online, values, base, heap, live, stack, rss, gor, cpu, redials float64 }
 			for b.Loop() {
 				r := runScale(b, s)

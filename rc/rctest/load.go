@@ -38,7 +38,18 @@ type LoadOptions struct {
 	// loopback address such as 127.0.0.7 stands for another host, for
 	// admission limits per source); default: chosen by the system.
 	SourceAddr netip.Addr
+	// MaxChunkCount is the Acknowledge's MaxChunkCount; 0 means no limit
+	// (Part 6, 7.1.2.4).
+	MaxChunkCount uint32
+	// LargeValueSize is the length of the ByteString that reading
+	// LargeValueNode returns; 0: the node does not exist.
+	LargeValueSize int
 }
+
+// LargeValueNode returns the node whose Value a LoadServer answers with a
+// ByteString of LoadOptions.LargeValueSize bytes, for tests of large
+// responses.
+func LargeValueNode() *ua.NodeID { return ua.NewStringNodeID(1, "Large") }
 
 // LoadServer is a minimal OPC UA server (None security, anonymous) that
 // connects with Reverse Connect and streams data changes as fast as the
@@ -70,6 +81,7 @@ type LoadServer struct {
 	wg       sync.WaitGroup
 
 	helloIn  uacp.Hello // the last client Hello
+	maxResp  uint32     // the last CreateSession's MaxResponseMessageSize
 	dropNext int        // data messages to lose on the wire (kept for Republish)
 	stalled  bool       // hold Publish requests without any answer
 	paused   bool       // answer Publish requests with keep-alives only
@@ -151,6 +163,23 @@ func (s *LoadServer) ClientBuffers() (receive, send uint32) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.helloIn.ReceiveBufSize, s.helloIn.SendBufSize
+}
+
+// ClientMaxMessageSize returns the MaxMessageSize of the last Hello a
+// client sent. Specification: Part 6, 7.1.2.3.
+func (s *LoadServer) ClientMaxMessageSize() uint32 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.helloIn.MaxMessageSize
+}
+
+// MaxResponseMessageSize returns the MaxResponseMessageSize of the last
+// CreateSession request. The server answers a larger response with a
+// ServiceFault Bad_ResponseTooLarge, as Part 4, 5.6.2 asks.
+func (s *LoadServer) MaxResponseMessageSize() uint32 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.maxResp
 }
 
 // DropNext makes the next n data messages vanish, as if sent on a
@@ -236,6 +265,8 @@ type loadSession struct {
 	token *ua.NodeID
 	id    *ua.NodeID
 	sub   *loadSub
+	// maxResp is the client's MaxResponseMessageSize, 0 for no limit.
+	maxResp uint32
 }
 
 // loadSub is the session's subscription.
@@ -312,7 +343,8 @@ func (c *loadConn) serve() {
 	c.s.mu.Unlock()
 	// Revise the client's buffer sizes down to ours, as a server must
 	// (Part 6, 7.1.2.4), and send chunks no larger than it can receive.
-	ack := &uacp.Acknowledge{ReceiveBufSize: min(loadBufferSize, hel.SendBufSize), SendBufSize: min(loadBufferSize, hel.ReceiveBufSize), MaxMessageSize: 1 << 24}
+	ack := &uacp.Acknowledge{ReceiveBufSize: min(loadBufferSize, hel.SendBufSize), SendBufSize: min(loadBufferSize, hel.ReceiveBufSize),
+		MaxMessageSize: 1 << 24, MaxChunkCount: c.s.opts.MaxChunkCount}
 	c.sendBuf = int(ack.SendBufSize)
 	if c.sendBuf <= msgHeaderSize {
 		close(pubDone)
@@ -360,6 +392,12 @@ func (c *loadConn) send(typ string, reqID uint32, resp ua.Response) error {
 		b, err := (&uasc.Message{MessageHeader: hdr, TypeID: ua.NewFourByteExpandedNodeID(0, ua.ServiceTypeID(resp)), Service: resp}).Encode()
 		if err != nil {
 			return err
+		}
+		if sess := c.session(); sess != nil && sess.maxResp != 0 && len(b)-msgHeaderSize > int(sess.maxResp) {
+			fault := &ua.ServiceFault{ResponseHeader: responseHeader(&ua.RequestHeader{RequestHandle: resp.Header().RequestHandle}, ua.StatusBadResponseTooLarge)}
+			if b, err = (&uasc.Message{MessageHeader: hdr, TypeID: ua.NewFourByteExpandedNodeID(0, ua.ServiceTypeID(fault)), Service: fault}).Encode(); err != nil {
+				return err
+			}
 		}
 		return c.writeMsg(b)
 	}
@@ -436,8 +474,9 @@ func (c *loadConn) handle(typ string, reqID uint32, r ua.Request) error {
 	case *ua.CreateSessionRequest:
 		s.mu.Lock()
 		s.nextID++
-		sess := &loadSession{token: ua.NewNumericNodeID(1, 1_000_000+s.nextID), id: ua.NewNumericNodeID(1, s.nextID)}
+		sess := &loadSession{token: ua.NewNumericNodeID(1, 1_000_000+s.nextID), id: ua.NewNumericNodeID(1, s.nextID), maxResp: req.MaxResponseMessageSize}
 		s.sessions[sess.token.String()] = sess
+		s.maxResp = req.MaxResponseMessageSize
 		s.mu.Unlock()
 		return c.send("MSG", reqID, &ua.CreateSessionResponse{
 			ResponseHeader:        header(req, ua.StatusOK),
@@ -489,6 +528,8 @@ func (c *loadConn) read(req *ua.ReadRequest) *ua.ReadResponse {
 			dv = &ua.DataValue{EncodingMask: ua.DataValueValue, Value: ua.MustVariant([]string{"http://opcfoundation.org/UA/", DefaultNamespaceURI})}
 		case rv.NodeID.Equal(ua.NewNumericNodeID(0, id.Server_ServerCapabilities_OperationLimits_MaxMonitoredItemsPerCall)) && c.s.opts.MaxMonitoredItemsPerCall > 0:
 			dv = &ua.DataValue{EncodingMask: ua.DataValueValue, Value: ua.MustVariant(c.s.opts.MaxMonitoredItemsPerCall)}
+		case rv.NodeID.Equal(LargeValueNode()) && c.s.opts.LargeValueSize > 0:
+			dv = &ua.DataValue{EncodingMask: ua.DataValueValue, Value: ua.MustVariant(make([]byte, c.s.opts.LargeValueSize))}
 		}
 		res.Results[i] = dv
 	}

@@ -190,7 +190,9 @@ type NATS struct {
 	NKeySeedFile string    `koanf:"nkey_seed_file"`
 	CredsFile    string    `koanf:"creds_file"`
 	JetStream    JetStream `koanf:"jetstream"`
-	// ReconnectBufferSize bounds what is buffered while reconnecting (bytes).
+	// ReconnectBufferSize bounds what the tail and request tools buffer
+	// while reconnecting (bytes). The bridge's own connection buffers
+	// nothing there: natsbus re-sends what was not confirmed.
 	ReconnectBufferSize int      `koanf:"reconnect_buffer_size"`
 	ConnectTimeout      Duration `koanf:"connect_timeout"`
 	PublishTimeout      Duration `koanf:"publish_timeout"`
@@ -265,7 +267,7 @@ type MapRow struct {
 	// Arguments are a method's input argument types ("Double", "Int32[]").
 	Arguments        []mapping.ValueType  `koanf:"arguments"`
 	Name             string               `koanf:"name"`
-	SamplingInterval Duration             `koanf:"sampling_interval"`
+	SamplingInterval *Duration            `koanf:"sampling_interval"`
 	QueueSize        uint32               `koanf:"queue_size"`
 	DeadbandType     mapping.DeadbandKind `koanf:"deadband_type"`
 	Deadband         float64              `koanf:"deadband"`

@@ -734,3 +734,33 @@ func TestClientBufferSize(t *testing.T) {
 		})
 	}
 }
+
+// TestSamplingInterval: a row without sampling_interval samples at the
+// publishing interval, an explicit 0 asks for the fastest practical rate
+// (OPC UA's 0, Part 4, 7.21), anything else is the interval asked for.
+func TestSamplingInterval(t *testing.T) {
+	srv := "[[servers]]\nuri = \"urn:a\"\nsecurity_policy = \"None\"\nsecurity_mode = \"None\"\n"
+	for _, tt := range []struct {
+		key  string
+		want time.Duration
+	}{
+		{"", 0},
+		{"sampling_interval = \"0s\"\n", mapping.SampleFastest},
+		{"sampling_interval = \"0\"\n", mapping.SampleFastest},
+		{"sampling_interval = \"250ms\"\n", 250 * time.Millisecond},
+	} {
+		t.Run(strings.TrimSpace(tt.key), func(t *testing.T) {
+			cfg, err := Parse([]byte(srv+"[[map]]\nservers = \"urn:a\"\nnode = \"ns=2;i=1\"\n"+tt.key), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tab, err := cfg.Table()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := tab.For("urn:a")[0].SamplingInterval; got != tt.want {
+				t.Errorf("sampling interval %v, want %v", got, tt.want)
+			}
+		})
+	}
+}

@@ -352,8 +352,8 @@ func (c *Config) checkMap(v *checker) {
 		} else if r.Subject != "" || r.CommandSubject != "" {
 			v.says(p+".subject", "subject and command_subject are for NATS; with mqtt use topic and command_topic")
 		}
-		if r.SamplingInterval < 0 {
-			v.bad(p+".sampling_interval", r.SamplingInterval.String(), "must be >= 0")
+		if r.SamplingInterval != nil && *r.SamplingInterval < 0 {
+			v.bad(p+".sampling_interval", r.SamplingInterval.String(), "must be >= 0 (0: the server's fastest practical rate; leave it out for the publishing interval)")
 		}
 	}
 	table, err := mapping.New(c.MappingConfig())
@@ -425,6 +425,20 @@ func natsFilterProblem(s string) string {
 	return ""
 }
 
+// samplingInterval maps the key to mapping's setting: absent is the
+// subscription's publishing interval, an explicit 0 the server's fastest
+// practical rate (Part 4, 7.21 MonitoringParameters).
+func samplingInterval(d *Duration) time.Duration {
+	switch {
+	case d == nil:
+		return 0
+	case *d == 0:
+		return mapping.SampleFastest
+	default:
+		return d.D()
+	}
+}
+
 // MappingConfig converts the configuration into the input of mapping.New,
 // filling in the bus defaults for QoS and retain.
 func (c *Config) MappingConfig() mapping.Config {
@@ -437,7 +451,7 @@ func (c *Config) MappingConfig() mapping.Config {
 			Servers: []string(r.Servers), Node: r.Node, Object: r.Object, Method: r.Method,
 			Arguments: r.Arguments, Name: r.Name, WriteOnly: !r.Publish, Writable: r.Writable,
 			Settings: mapping.Settings{
-				Payload: r.Payload, SamplingInterval: r.SamplingInterval.D(), QueueSize: r.QueueSize,
+				Payload: r.Payload, SamplingInterval: samplingInterval(r.SamplingInterval), QueueSize: r.QueueSize,
 				Deadband: mapping.Deadband{Kind: r.DeadbandType, Value: r.Deadband},
 				QoS:      c.Bus.MQTT.QoS, Retain: c.Bus.MQTT.Retain,
 			},
