@@ -49,15 +49,6 @@ type pubRec struct {
 // before paho fetches it, and paho would re-send that newer message out
 // of order; so the adapter sends new batches only once paho fetched the
 // last listed key (resumed) and every claimed message is acknowledged.
-//
-// One window stays open: paho hands a fetched message to its writer
-// after Get returns, and nothing tells the store when it did. If an
-// earlier copy of that message (one that went out on the new connection
-// before the listing) is acknowledged meanwhile and new batches follow,
-// paho's duplicate can still arrive behind them. Closing it would take
-// the re-send away from paho (re-sending with new packet ids, which
-// breaks QoS 2 towards a broker that kept the session) or watching the
-// socket writes for the DUP flag.
 type ackStore struct {
 	mu       sync.Mutex
 	seq      uint64
