@@ -114,7 +114,7 @@ func New(ctx context.Context, o Options) (*Bus, error) {
 		closeCh: make(chan struct{}),
 		stopCh:  make(chan struct{}),
 	}
-	b.store = newAckStore(b.onAck, b.onResume, b.poke)
+	b.store = newAckStore(b.onAck, b.onResume)
 	b.conns = newConns(o.ConnectTimeout, tlsCfg, b.onDial)
 	b.cmd.init(o.CommandQueue)
 
@@ -208,7 +208,6 @@ func (b *Bus) onConnect(mqtt.Client) {
 // acknowledged there it was not re-sent, and the older re-sent value
 // became the last one on its topic.
 func (b *Bus) onDial() {
-	b.store.expectResume()
 	b.mu.Lock()
 	b.holding.Store(true)
 	b.mu.Unlock()

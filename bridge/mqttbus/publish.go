@@ -144,14 +144,13 @@ func (b *Bus) send(bt *batch, from int) bool {
 	return true
 }
 
-// release sends the held batches once the connection is open, paho's
-// re-send on it has fetched every stored message, and every QoS 1/2
-// message from before the loss is acknowledged.
+// release sends the held batches once the connection is open and every
+// QoS 1/2 message from before the loss is acknowledged.
 func (b *Bus) release() {
 	b.pubMu.Lock()
 	defer b.pubMu.Unlock()
 	b.mu.Lock()
-	if !b.holding.Load() || !b.c.IsConnectionOpen() || !b.store.resumed() || b.store.outstanding() > 0 {
+	if !b.holding.Load() || !b.c.IsConnectionOpen() || b.store.outstanding() > 0 {
 		b.mu.Unlock()
 		return
 	}

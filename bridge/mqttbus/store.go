@@ -43,12 +43,6 @@ type pubRec struct {
 // started, may reach the broker before older re-sent ones; such messages
 // are kept as "late" and sent once more after the re-send, so that the
 // last value on every topic is the newest.
-//
-// paho then fetches the listed keys one by one (Get) while it re-sends.
-// A key freed by an acknowledgement can be reused by a newer message
-// before paho fetches it, and paho would re-send that newer message out
-// of order; so the adapter sends new batches only once paho fetched the
-// last listed key (resumed) and every claimed message is acknowledged.
 type ackStore struct {
 	mu       sync.Mutex
 	seq      uint64
@@ -58,14 +52,9 @@ type ackStore struct {
 	resuming bool               // a re-send started and was not released yet
 	resumes  atomic.Uint64      // re-sends started, ever
 	late     []*pubRec          // data messages stored while resuming
-	// awaiting: a connection was dialed and paho has not yet fetched the
-	// last key of its re-send listing (lastKey; "" while not listed).
-	awaiting  bool
-	lastKey   string
-	room      chan struct{} // closed when an acknowledgement frees room
-	onAck     func(*pubRec) // called outside mu
-	onResume  func(n int)   // a re-send of n messages starts; outside mu
-	onResumed func()        // paho fetched the last key of a re-send; outside mu
+	room     chan struct{}      // closed when an acknowledgement frees room
+	onAck    func(*pubRec)      // called outside mu
+	onResume func(n int)        // a re-send of n messages starts; outside mu
 }
 
 type storeEntry struct {
@@ -75,27 +64,11 @@ type storeEntry struct {
 
 var _ mqtt.Store = (*ackStore)(nil)
 
-func newAckStore(onAck func(*pubRec), onResume func(int), onResumed func()) *ackStore {
+func newAckStore(onAck func(*pubRec), onResume func(int)) *ackStore {
 	return &ackStore{
 		entries: make(map[string]storeEntry), recs: make(map[uint16]*pubRec),
-		onAck: onAck, onResume: onResume, onResumed: onResumed,
+		onAck: onAck, onResume: onResume,
 	}
-}
-
-// expectResume records that paho dialed a connection: until it listed
-// the store on it and fetched the last listed key, resumed reports false.
-func (s *ackStore) expectResume() {
-	s.mu.Lock()
-	s.awaiting, s.lastKey = true, ""
-	s.mu.Unlock()
-}
-
-// resumed reports whether paho's re-send on the latest connection has
-// fetched every listed message (they may still await acknowledgement).
-func (s *ackStore) resumed() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return !s.awaiting
 }
 
 // addLate keeps rec for a repeat after the re-send: its PUBLISH was being
@@ -217,20 +190,11 @@ func (s *ackStore) Put(key string, pkt packets.ControlPacket) {
 	}
 }
 
-// Get implements mqtt.Store. paho's re-send fetches the listed keys in
-// order: the last one ends the wait for it.
+// Get implements mqtt.Store.
 func (s *ackStore) Get(key string) packets.ControlPacket {
 	s.mu.Lock()
-	pkt := s.entries[key].pkt
-	done := s.awaiting && s.lastKey != "" && key == s.lastKey
-	if done {
-		s.awaiting, s.lastKey = false, ""
-	}
-	s.mu.Unlock()
-	if done {
-		s.onResumed()
-	}
-	return pkt
+	defer s.mu.Unlock()
+	return s.entries[key].pkt
 }
 
 // All implements mqtt.Store: keys in the order they were first stored, so
@@ -246,19 +210,8 @@ func (s *ackStore) All() []string {
 	s.resuming = true
 	s.resumes.Add(1)
 	n := len(s.recs)
-	fetched := false
-	if s.awaiting {
-		if len(keys) == 0 {
-			s.awaiting, fetched = false, true
-		} else {
-			s.lastKey = keys[len(keys)-1]
-		}
-	}
 	s.mu.Unlock()
 	s.onResume(n)
-	if fetched {
-		s.onResumed()
-	}
 	return keys
 }
 
