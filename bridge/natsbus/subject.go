@@ -96,10 +96,6 @@ func validName(n string) bool {
 	return true
 }
 
-// subjectMatches reports whether the literal subject matches filter, which
-// may hold the wildcards * (one token) and > (one or more final tokens).
-func subjectMatches(filter, subject string) bool { return mapping.NATS.Overlap(filter, subject) }
-
 // maxCapturedCache bounds the subjects captureCache remembers; beyond it
 // every check matches the filters again.
 const maxCapturedCache = 1 << 16
@@ -132,7 +128,7 @@ func (c *captureCache) captures(subject string) bool {
 	if ok {
 		return v
 	}
-	// The index matches like subjectMatches, without a scan of the
+	// The index matches like mapping.NATS.Overlap, without a scan of the
 	// filters: a stream of 1,000 servers lists 1,000 events subjects.
 	v = index != nil && index.First(subject) >= 0
 	c.mu.Lock()
