@@ -174,16 +174,6 @@ func (ev ClientEvent) logAttrs() []slog.Attr {
 	return attrs
 }
 
-// PublishEvent is the former name of ClientEvent.
-//
-// Deprecated: use ClientEvent.
-type PublishEvent = ClientEvent
-
-// PublishEventKind is the former name of ClientEventKind.
-//
-// Deprecated: use ClientEventKind.
-type PublishEventKind = ClientEventKind
-
 // maxQueuedEvents bounds the events waiting for a slow callback; beyond
 // it the oldest are dropped and counted in the next event's Missed.
 const maxQueuedEvents = 256
@@ -239,7 +229,7 @@ func (c *Client) emitLocked(ev ClientEvent) {
 	}
 	ev.State = t.state
 	c.log.LogAttrs(context.Background(), slog.LevelInfo, "client event", ev.logAttrs()...)
-	if c.cfg.OnClientEvent == nil && c.cfg.OnPublishEvent == nil {
+	if c.cfg.OnClientEvent == nil {
 		return
 	}
 	if len(t.queue) == maxQueuedEvents {
@@ -273,12 +263,7 @@ func (c *Client) deliverEvents(done chan struct{}) {
 		t.queue[0] = ClientEvent{}
 		t.queue = t.queue[1:]
 		t.mu.Unlock()
-		if f := c.cfg.OnClientEvent; f != nil {
-			f(ev)
-		}
-		if f := c.cfg.OnPublishEvent; f != nil {
-			f(ev)
-		}
+		c.cfg.OnClientEvent(ev)
 	}
 }
 

@@ -125,10 +125,6 @@ type ClientConfig struct {
 	// Resume (they may wait for it). Close delivers ClientClosed last and
 	// waits, within its context, until the callback has returned.
 	OnClientEvent func(ClientEvent)
-	// OnPublishEvent is called like OnClientEvent.
-	//
-	// Deprecated: use OnClientEvent.
-	OnPublishEvent func(ClientEvent)
 	// Logger receives the client's logs; nil discards them.
 	Logger *slog.Logger
 }
